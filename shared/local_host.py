@@ -1,0 +1,515 @@
+"""A local stand-in for the Functions host: serves the same `function_app.app` over real HTTP.
+
+For machines without Azure Functions Core Tools (`func start` is the way where it exists). It holds no
+endpoint logic and no second route table: it reads the functions, routes and methods from the app
+object, and reproduces what the host and the Python worker do around them — `host.json` routePrefix,
+route templates with constraints (the Python library does not enforce them), case-insensitive literal
+segments, `local.settings.json` Values and Host CORS, query strings parsed into `params`, headers
+lower-cased with repeats joined by a comma, and `func.HttpRequest` / `func.HttpResponse` conversion.
+
+Dev-only (excluded from deployment by .funcignore). Run: `uv run python -m shared.local_host`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, unquote_plus
+
+import azure.functions as func
+from azure.functions.decorators.http import HttpTrigger
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the host's default request size limit
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$|^\{[0-9a-fA-F-]{36}\}$")
+_CONSTRAINTS: dict[str, Callable[[str], bool]] = {
+    "guid": lambda value: bool(_GUID.match(value)),
+    "int": lambda value: bool(re.fullmatch(r"-?\d+", value)),
+    "long": lambda value: bool(re.fullmatch(r"-?\d+", value)),
+    "alpha": lambda value: bool(re.fullmatch(r"[A-Za-z]+", value)),
+    "bool": lambda value: value.lower() in {"true", "false"},
+}
+
+
+# ---------------------------------------------------------------- settings files
+
+
+def load_local_settings(path: Path | None = None) -> dict[str, Any]:
+    """local.settings.json, or its committed example when no local copy exists."""
+    for candidate in ([path] if path else [ROOT / "local.settings.json", ROOT / "local.settings.json.example"]):
+        if candidate is not None and candidate.exists():
+            data: dict[str, Any] = json.loads(candidate.read_text(encoding="utf-8"))
+            return data
+    return {}
+
+
+def apply_local_values(values: Mapping[str, Any], environ: dict[str, str] | None = None) -> None:
+    """Copy Values into the environment; like Core Tools, variables already set win."""
+    environ = os.environ if environ is None else environ
+    for name, value in values.items():
+        if name not in environ and value is not None and str(value) != "":
+            environ[name] = str(value)
+
+
+def route_prefix_from_host_json(path: Path = ROOT / "host.json") -> str:
+    host = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    return str(prefix).strip("/")
+
+
+def parse_cors_origins(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
+
+
+# ---------------------------------------------------------------- route templates
+
+
+@dataclass(frozen=True)
+class RouteParameter:
+    name: str
+    constraints: tuple[str, ...]
+    optional: bool
+    catch_all: bool
+
+    def accepts(self, value: str) -> bool:
+        for constraint in self.constraints:
+            check = _CONSTRAINTS.get(constraint)
+            if check is not None:
+                if not check(value):
+                    return False
+                continue
+            match = re.fullmatch(r"(minlength|maxlength|length|min|max)\((\d+)(?:,(\d+))?\)", constraint)
+            if match is None:
+                regex = re.fullmatch(r"regex\((.*)\)", constraint)
+                if regex is not None and not re.search(regex.group(1), value):
+                    return False
+                continue
+            kind, first, second = match.group(1), int(match.group(2)), match.group(3)
+            size = len(value)
+            if kind == "minlength" and size < first:
+                return False
+            if kind == "maxlength" and size > first:
+                return False
+            if kind == "length" and not (
+                first <= size <= int(second) if second is not None else size == first
+            ):
+                return False
+            if kind in {"min", "max"}:
+                if not re.fullmatch(r"-?\d+", value):
+                    return False
+                if (kind == "min" and int(value) < first) or (kind == "max" and int(value) > first):
+                    return False
+        return True
+
+
+_PARAMETER = re.compile(r"\{([^{}]+)\}")
+
+
+def _parse_parameter(text: str) -> RouteParameter:
+    catch_all = text.startswith("*")
+    text = text.lstrip("*")
+    optional = text.endswith("?")
+    text = text.rstrip("?")
+    name, *constraints = _split_constraints(text)
+    return RouteParameter(name=name, constraints=tuple(constraints), optional=optional, catch_all=catch_all)
+
+
+def _split_constraints(text: str) -> list[str]:
+    # "id:regex(a:b)" must not split inside the parentheses.
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == ":" and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        depth += char == "("
+        depth -= char == ")"
+        current += char
+    parts.append(current)
+    return parts
+
+
+@dataclass
+class RouteTemplate:
+    template: str
+    regex: re.Pattern[str]
+    parameters: dict[str, RouteParameter]
+
+    @classmethod
+    def compile(cls, prefix: str, route: str) -> RouteTemplate:
+        full = "/".join(part for part in (prefix.strip("/"), route.strip("/")) if part)
+        pattern, parameters = "", {}
+        segments = full.split("/") if full else []
+        for index, segment in enumerate(segments):
+            separator = "/" if index else ""
+            whole = _PARAMETER.fullmatch(segment)
+            if whole is not None:
+                parameter = _parse_parameter(whole.group(1))
+                parameters[parameter.name] = parameter
+                body = ".*" if parameter.catch_all else "[^/]+"
+                group = f"(?P<{parameter.name}>{body})"
+                if parameter.optional or parameter.catch_all:
+                    pattern += f"(?:{separator}{group})?"
+                else:
+                    pattern += separator + group
+                continue
+            pattern += separator
+            position = 0
+            for match in _PARAMETER.finditer(segment):
+                pattern += re.escape(segment[position : match.start()])
+                parameter = _parse_parameter(match.group(1))
+                parameters[parameter.name] = parameter
+                pattern += f"(?P<{parameter.name}>[^/]+?)"
+                position = match.end()
+            pattern += re.escape(segment[position:])
+        return cls(full, re.compile(f"^{pattern}/?$", re.IGNORECASE), parameters)
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """Route values for `path` (already stripped of the leading slash), or None."""
+        found = self.regex.match(path)
+        if found is None:
+            return None
+        values: dict[str, str] = {}
+        for name, parameter in self.parameters.items():
+            raw = found.group(name)
+            if raw is None:
+                if parameter.optional or parameter.catch_all:
+                    continue
+                return None
+            value = _decode_path_value(raw)
+            if not parameter.accepts(value):
+                return None
+            values[name] = value
+        return values
+
+
+def _decode_path_value(raw: str) -> str:
+    # Like Kestrel: percent-decode the path except an encoded slash, which stays %2F.
+    return "%2F".join(unquote(part) for part in re.split("%2[fF]", raw))
+
+
+# ---------------------------------------------------------------- the function table
+
+
+@dataclass
+class LocalFunction:
+    name: str
+    methods: frozenset[str] | None  # None: every method
+    template: RouteTemplate
+    handler: Callable[..., Awaitable[func.HttpResponse]]
+    trigger_arg: str
+    wants_context: bool
+
+
+def discover_functions(app: func.FunctionApp, route_prefix: str) -> list[LocalFunction]:
+    """The app's HTTP functions, in the app's registration order (as the host receives them)."""
+    functions = []
+    # get_functions() may be called only once per app object; the caller caches our result.
+    for function in app.get_functions():
+        trigger = function.get_trigger()
+        if not isinstance(trigger, HttpTrigger):
+            continue
+        route = trigger.route or function.get_function_name()
+        methods = frozenset(str(getattr(m, "value", m)).upper() for m in trigger.methods) if trigger.methods else None
+        handler = function.get_user_function()
+        functions.append(
+            LocalFunction(
+                name=function.get_function_name(),
+                methods=methods,
+                template=RouteTemplate.compile(route_prefix, route),
+                handler=handler,
+                trigger_arg=trigger.name,
+                wants_context="context" in inspect.signature(handler).parameters,
+            )
+        )
+    return functions
+
+
+# ---------------------------------------------------------------- request conversion
+
+
+def parse_query_string(query: str) -> dict[str, str]:
+    """Query string → params as the host hands them to the worker: decoded, repeats joined by ','."""
+    collected: dict[str, list[str]] = {}
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        collected.setdefault(unquote_plus(name), []).append(unquote_plus(value))
+    return {name: ",".join(values) for name, values in collected.items()}
+
+
+def collect_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw_headers:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
+
+
+@dataclass
+class _TraceContext:
+    trace_parent: str
+    trace_state: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+class LocalContext(func.Context):
+    """The invocation context the worker passes to functions that ask for `context`."""
+
+    def __init__(self, function_name: str, traceparent: str, tracestate: str) -> None:
+        self._invocation_id = str(uuid.uuid4())
+        self._function_name = function_name
+        self._trace_context = _TraceContext(traceparent, tracestate)
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return str(ROOT)
+
+    @property
+    def trace_context(self) -> Any:
+        return self._trace_context
+
+    @property
+    def retry_context(self) -> Any:
+        return None
+
+    @property
+    def thread_local_storage(self) -> Any:
+        return None
+
+
+# ---------------------------------------------------------------- the ASGI application
+
+
+class LocalFunctionsHost:
+    def __init__(
+        self,
+        app: func.FunctionApp,
+        *,
+        route_prefix: str = "api",
+        cors_origins: Iterable[str] = (),
+        cors_credentials: bool = False,
+        extra_routes: Mapping[str, Callable[[str], Awaitable[tuple[int, dict[str, str], bytes]]]] | None = None,
+    ) -> None:
+        self.functions = discover_functions(app, route_prefix)
+        self.cors_origins = tuple(cors_origins)
+        self.cors_credentials = cors_credentials
+        # Non-function paths served beside the app (the local OpenID issuer), keyed by path prefix.
+        self.extra_routes = dict(extra_routes or {})
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+
+    # -- CORS (Host.CORS), applied by the host before and after the function, as on Azure
+
+    def _allowed_origin(self, origin: str) -> str | None:
+        if not self.cors_origins or not origin:
+            return None
+        if "*" in self.cors_origins:
+            return origin if self.cors_credentials else "*"
+        return origin if origin.rstrip("/") in self.cors_origins else None
+
+    def _cors_headers(self, origin: str) -> dict[str, str]:
+        allowed = self._allowed_origin(origin)
+        if allowed is None:
+            return {}
+        headers = {"Access-Control-Allow-Origin": allowed, "Vary": "Origin"}
+        if self.cors_credentials:
+            headers["Access-Control-Allow-Credentials"] = "true"
+        return headers
+
+    def _preflight(self, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        origin = headers.get("origin", "")
+        response_headers = self._cors_headers(origin)
+        if response_headers:
+            response_headers["Access-Control-Allow-Methods"] = headers.get("access-control-request-method", "")
+            requested = headers.get("access-control-request-headers")
+            if requested:
+                response_headers["Access-Control-Allow-Headers"] = requested
+        return 204, response_headers, b""
+
+    # -- dispatch
+
+    def match(self, path: str, method: str) -> tuple[LocalFunction | None, dict[str, str], set[str]]:
+        """First function (in registration order) whose route and method match, like the host."""
+        relative = path.lstrip("/")
+        allowed: set[str] = set()
+        for function in self.functions:
+            values = function.template.match(relative)
+            if values is None:
+                continue
+            if function.methods is None or method in function.methods:
+                return function, values, allowed
+            allowed |= function.methods
+        return None, {}, allowed
+
+    async def handle(
+        self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes, base_url: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        for prefix, extra in self.extra_routes.items():
+            if raw_path.startswith(prefix):
+                return await extra(raw_path)
+        origin = headers.get("origin", "")
+        if self.cors_origins and method == "OPTIONS" and origin and "access-control-request-method" in headers:
+            return self._preflight(headers)
+        function, route_params, allowed = self.match(raw_path, method)
+        if function is None:
+            status, error = (405, "METHOD_NOT_ALLOWED") if allowed else (404, "NOT_FOUND")
+            detail = "Method not allowed" if allowed else "No function matches this path"
+            response_headers = {"Content-Type": "application/json; charset=utf-8"}
+            if allowed:
+                response_headers["Allow"] = ", ".join(sorted(allowed))
+            response_headers.update(self._cors_headers(origin))
+            return status, response_headers, json.dumps({"detail": detail, "error_code": error}).encode()
+        url = base_url + raw_path + (f"?{query}" if query else "")
+        request = func.HttpRequest(
+            method=method,
+            url=url,
+            headers=headers,
+            params=parse_query_string(query),
+            route_params=route_params,
+            body=body,
+        )
+        kwargs: dict[str, Any] = {function.trigger_arg: request}
+        if function.wants_context:
+            kwargs["context"] = LocalContext(
+                function.name, headers.get("traceparent", ""), headers.get("tracestate", "")
+            )
+        response = await function.handler(**kwargs)
+        return self._response_parts(response, origin)
+
+    def _response_parts(self, response: func.HttpResponse, origin: str) -> tuple[int, dict[str, str], bytes]:
+        response_headers = dict(response.headers.items())
+        if not any(name.lower() == "content-type" for name in response_headers) and response.mimetype:
+            charset = f"; charset={response.charset}" if response.charset else ""
+            response_headers["Content-Type"] = f"{response.mimetype}{charset}"
+        cors = self._cors_headers(origin)
+        if cors:
+            # Host CORS overrides whatever CORS headers the function set, as platform CORS does on Azure.
+            response_headers = {
+                name: value
+                for name, value in response_headers.items()
+                if not name.lower().startswith("access-control-")
+            }
+            response_headers.update(cors)
+        return int(response.status_code), response_headers, response.get_body() or b""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        too_large = False
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_REQUEST_BODY_BYTES:
+                too_large = True
+                break
+        headers = collect_headers(scope["headers"])
+        if too_large:
+            status, response_headers, payload = 413, {}, b""
+        else:
+            raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+            server = scope.get("server") or ("127.0.0.1", 7071)
+            host = headers.get("host") or f"{server[0]}:{server[1]}"
+            base_url = f"{scope.get('scheme', 'http')}://{host}"
+            status, response_headers, payload = await self.handle(
+                scope["method"].upper(),
+                raw_path,
+                scope.get("query_string", b"").decode("latin-1"),
+                headers,
+                body,
+                base_url,
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response_headers.items()],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for callback in self.on_shutdown:
+                    await callback()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+# ---------------------------------------------------------------- the local run
+
+
+def build_host(cors: str | None = None) -> LocalFunctionsHost:
+    """Apply local settings to the environment, import the app and wrap it (settings are read lazily)."""
+    local_settings = load_local_settings()
+    apply_local_values(local_settings.get("Values", {}))
+    host_section = local_settings.get("Host", {})
+    cors_value = cors if cors is not None else os.environ.get("LOCAL_HOST_CORS", host_section.get("CORS"))
+    credentials = str(host_section.get("CORSCredentials", "false")).lower() == "true"
+
+    import function_app
+    from shared import db
+
+    host = LocalFunctionsHost(
+        function_app.app,
+        route_prefix=route_prefix_from_host_json(),
+        cors_origins=parse_cors_origins(cors_value),
+        cors_credentials=credentials,
+    )
+    host.on_shutdown.append(db.close_pool)
+    return host
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.local_host", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_HOST_PORT", "7071")))
+    parser.add_argument("--cors", default=None, help="comma-separated allowed origins (default: Host.CORS)")
+    args = parser.parse_args(argv)
+
+    from shared.local_setup import prepare_local_environment
+
+    prepare_local_environment(port=args.port)
+    host = build_host(args.cors)
+
+    import uvicorn
+
+    uvicorn.run(host, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")
+
+
+if __name__ == "__main__":
+    main()

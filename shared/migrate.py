@@ -1,0 +1,126 @@
+"""Apply the ordered SQL migrations in `sql/`: `python -m shared.migrate`.
+
+Runs under a PostgreSQL advisory lock (concurrent runners apply each file once), applies each pending
+file in its own transaction together with its record in `schema_migrations`, and refuses to run when a
+file that was already applied has changed. The function app itself never runs DDL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from shared.db import password_provider_for, ssl_context_for
+from shared.settings import DatabaseSettings, SettingsError
+
+logger = logging.getLogger("mcp_registry.migrate")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
+# Arbitrary constant shared by every runner: "mcp-registry migrations".
+ADVISORY_LOCK_KEY = 0x4D43_5052_6567_0001
+
+CREATE_MIGRATIONS_TABLE_SQL = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name       text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+SELECT_APPLIED_SQL = "SELECT name, checksum FROM schema_migrations ORDER BY name"
+INSERT_APPLIED_SQL = "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)"
+
+
+class MigrationError(RuntimeError):
+    """The database and the migration files disagree; nothing was applied."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+    checksum: str
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    migrations = []
+    for path in sorted(directory.glob("[0-9]*.sql")):
+        data = path.read_bytes()
+        migrations.append(Migration(path.name, data.decode("utf-8"), hashlib.sha256(data).hexdigest()))
+    return migrations
+
+
+def pending_migrations(migrations: list[Migration], applied: dict[str, str]) -> list[Migration]:
+    """The files still to apply, after checking that every applied one is unchanged and present."""
+    by_name = {migration.name: migration for migration in migrations}
+    for name, checksum in applied.items():
+        migration = by_name.get(name)
+        if migration is None:
+            raise MigrationError(f"migration {name} was applied but its file is missing from {MIGRATIONS_DIR}")
+        if migration.checksum != checksum:
+            raise MigrationError(
+                f"migration {name} changed after it was applied (checksum {checksum[:12]}… in the database, "
+                f"{migration.checksum[:12]}… on disk); add a new migration instead of editing it"
+            )
+    return [migration for migration in migrations if migration.name not in applied]
+
+
+async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply pending migrations on `conn`; returns the names applied (empty when up to date)."""
+    migrations = load_migrations(directory)
+    await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
+    try:
+        await conn.execute(CREATE_MIGRATIONS_TABLE_SQL)
+        applied = {row["name"]: row["checksum"] for row in await conn.fetch(SELECT_APPLIED_SQL)}
+        todo = pending_migrations(migrations, applied)
+        for migration in todo:
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(INSERT_APPLIED_SQL, migration.name, migration.checksum)
+            logger.info("applied migration %s", migration.name)
+        return [migration.name for migration in todo]
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+
+
+async def connect(settings: DatabaseSettings) -> asyncpg.Connection:
+    password = password_provider_for(settings)
+    extra = {"password": password} if password is not None else {}
+    return await asyncpg.connect(
+        settings.database_url, ssl=ssl_context_for(settings), timeout=settings.acquire_timeout_s, **extra
+    )
+
+
+async def migrate_database(settings: DatabaseSettings, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    conn = await connect(settings)
+    try:
+        return await apply_migrations(conn, directory)
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.migrate", description=__doc__)
+    parser.add_argument("--database-url", help="PostgreSQL DSN (default: the DATABASE_URL setting)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        overrides = {"DATABASE_URL": args.database_url} if args.database_url else {}
+        settings = DatabaseSettings.from_env({**os.environ, **overrides})
+        applied = asyncio.run(migrate_database(settings))
+    except (SettingsError, MigrationError) as exc:
+        print(f"migration refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
