@@ -491,7 +491,25 @@ def build_host(cors: str | None = None) -> LocalFunctionsHost:
         cors_credentials=credentials,
     )
     host.on_shutdown.append(db.close_pool)
+    if os.environ.get("LOCAL_ISSUER_ENABLED") == "true":
+        serve_local_issuer(host)
     return host
+
+
+def serve_local_issuer(host: LocalFunctionsHost) -> None:
+    from shared.local_issuer import ISSUER_PATH, issuer_documents, load_or_create_key
+
+    config_url = os.environ["ENTRA_OPENID_CONFIG_URL"]
+    base_url = config_url.split(ISSUER_PATH, 1)[0]
+    documents = issuer_documents(base_url, os.environ["ENTRA_TENANT_ID"], load_or_create_key())
+
+    async def serve(path: str) -> tuple[int, dict[str, str], bytes]:
+        body = documents.get(path)
+        if body is None:
+            return 404, {}, b""
+        return 200, {"Content-Type": "application/json"}, body
+
+    host.extra_routes[ISSUER_PATH] = serve
 
 
 def main(argv: list[str] | None = None) -> None:

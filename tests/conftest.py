@@ -1,0 +1,163 @@
+"""Shared fixtures: a real PostgreSQL (TEST_DATABASE_URL, or the embedded server), a fresh migrated
+database per test session, a test OpenID issuer on loopback, and the local Functions host serving the
+app over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.embedded_db import ROOT, server_dsn, start_embedded_server
+from shared.migrate import MIGRATIONS_DIR, apply_migrations
+from tests.support.host import LocalHostProcess
+from tests.support.issuer import ADMIN_ROLE, CLIENT_ID, TENANT_ID, TestIssuer
+
+
+def _with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn() -> Iterator[str]:
+    """A DSN for an administrative database on the server the tests use."""
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        yield explicit
+        return
+    server = start_embedded_server(ROOT / ".local" / "test-pgdata")
+    yield server_dsn(server)
+
+
+async def create_migrated_database(server_dsn_: str, prefix: str = "mcpreg_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_dsn_)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = _with_database(server_dsn_, name)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn, MIGRATIONS_DIR)
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def drop_database(server_dsn_: str, dsn: str) -> None:
+    name = urlsplit(dsn).path.lstrip("/")
+    admin = await asyncpg.connect(server_dsn_)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(pg_server_dsn: str) -> AsyncIterator[str]:
+    """A fresh database with every migration applied, for this test session."""
+    dsn = await create_migrated_database(pg_server_dsn)
+    yield dsn
+    await drop_database(pg_server_dsn, dsn)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection for arranging and checking data (tests own the rows they create)."""
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture(scope="session")
+def issuer() -> Iterator[TestIssuer]:
+    test_issuer = TestIssuer()
+    yield test_issuer
+    test_issuer.close()
+
+
+def host_environment(database_url: str, issuer: TestIssuer, **overrides: str) -> dict[str, str]:
+    env = {
+        "DATABASE_URL": database_url,
+        "DB_SSL": "disable",
+        "ENTRA_TENANT_ID": TENANT_ID,
+        "ENTRA_CLIENT_ID": CLIENT_ID,
+        "ENTRA_ADMIN_ROLE": ADMIN_ROLE,
+        "ENTRA_OPENID_CONFIG_URL": issuer.openid_config_url,
+        "JWKS_UNKNOWN_KID_COOLDOWN_S": "0",
+        "LOG_LEVEL": "INFO",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("host-logs")
+
+
+@pytest.fixture(scope="session")
+def api_host(database_url: str, issuer: TestIssuer, log_dir: Path) -> Iterator[LocalHostProcess]:
+    """The shared local host, configured like the example local settings (CORS for the dev SPA)."""
+    host = LocalHostProcess(
+        host_environment(database_url, issuer), cors="http://localhost:5173", log_path=log_dir / "api.log"
+    )
+    yield host
+    host.stop()
+
+
+@pytest.fixture
+async def api(api_host: LocalHostProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_host.base_url, timeout=30.0) as client:
+        yield client
+
+
+@pytest.fixture
+def start_host(
+    database_url: str, issuer: TestIssuer, log_dir: Path
+) -> Iterator[Callable[..., LocalHostProcess]]:
+    """Start an extra local host with other settings; stopped after the test."""
+    started: list[LocalHostProcess] = []
+
+    def start(cors: str | None = None, **env: str) -> LocalHostProcess:
+        host = LocalHostProcess(
+            host_environment(database_url, issuer, **env),
+            cors=cors,
+            log_path=log_dir / f"host-{uuid.uuid4().hex[:8]}.log",
+        )
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def user_token(issuer: TestIssuer) -> Callable[..., str]:
+    """Mint a token for a new (or given) user: `user_token(oid=..., email=..., admin=True)`."""
+
+    def mint(*, admin: bool = False, **claims: Any) -> str:
+        if admin:
+            claims.setdefault("admin_role", ADMIN_ROLE)
+        return issuer.token(**claims)
+
+    return mint
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def gather_all(*awaitables: Any) -> list[Any]:
+    return list(await asyncio.gather(*awaitables))

@@ -1,0 +1,61 @@
+"""Start the project's local Functions host (`python -m shared.local_host`) as a real process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalHostProcess:
+    def __init__(self, env: dict[str, str], *, cors: str | None = None, log_path: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        args = [sys.executable, "-m", "shared.local_host", "--port", str(self.port)]
+        if cors is not None:
+            args += ["--cors", cors]
+        full_env = {key: value for key, value in os.environ.items() if not key.startswith(("ENTRA_", "DB_", "EASYAUTH", "WEBSITE_AUTH"))}
+        full_env.update(env)
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_until_listening()
+
+    def _wait_until_listening(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"local host exited with {self.process.returncode}: {self.log_path.read_text()[-3000:]}")
+            try:
+                httpx.get(f"{self.base_url}/__ready", timeout=1.0)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"local host did not start: {self.log_path.read_text()[-3000:]}")
+
+    def logs(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
