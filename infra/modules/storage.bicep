@@ -15,12 +15,10 @@ param tags object = {}
 @description('Name of the blob container that holds the Flex Consumption deployment package.')
 param deploymentContainerName string
 
-// checkov:skip=CKV_AZURE_35: the Flex Consumption host and deployment service reach this account over its public endpoint; access is identity-only (allowSharedKeyAccess false) so there is no key to leak.
-// checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35; private endpoints for storage are out of scope of the default deployment (see DEPLOY.md, private networking).
-// checkov:skip=CKV_AZURE_206: host/deployment storage holds no business data; LRS is enough (the package can be redeployed).
-// checkov:skip=CKV_AZURE_33: the host uses no queues (HTTP-only app), so queue logging has nothing to log.
-// checkov:skip=CKV_AZURE_43: the name is computed from a resourceToken and is valid by construction (checkov cannot evaluate the expression).
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: the Flex Consumption host and deployment service reach this account over its public endpoint; access is identity-only (allowSharedKeyAccess false) so there is no key to leak.
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35; private endpoints for storage are out of scope of the default deployment (see DEPLOY.md, private networking).
+  // checkov:skip=CKV_AZURE_206: host/deployment storage holds no business data; LRS is enough (the package can be redeployed).
   name: name
   location: location
   tags: tags
