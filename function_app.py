@@ -7,8 +7,10 @@ with no "literal beats parameter" rule, so ids are constrained (`{registration_i
 
 import azure.functions as func
 
+from shared.auth import Caller, authenticated
 from shared.health import health_response
-from shared.http import public
+from shared.http import public, route_uuid
+from shared.users import get_user_response, sign_in_response
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -17,3 +19,21 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 @public
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     return await health_response()
+
+
+@app.route(route="users", methods=["POST"])
+@authenticated
+async def sign_in_user(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await sign_in_response(caller.user_id, created=caller.created)
+
+
+@app.route(route="users/me", methods=["GET"])
+@authenticated
+async def get_current_user(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await get_user_response(caller.user_id)
+
+
+@app.route(route="users/{user_id:guid}", methods=["GET"])
+@authenticated
+async def get_user(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await get_user_response(route_uuid(req, "user_id"))

@@ -12,7 +12,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal, cast
 
 import asyncpg
 
@@ -37,7 +37,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-def ssl_context_for(settings: DatabaseSettings) -> ssl.SSLContext | str | bool:
+def ssl_context_for(settings: DatabaseSettings) -> ssl.SSLContext | Literal["require", False]:
     mode = settings.ssl_mode
     if mode == "disable":
         return False
@@ -134,7 +134,8 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
     except Exception as exc:
         raise as_api_error(exc) or exc from exc
     try:
-        yield conn
+        # The pool hands out proxies that behave as connections.
+        yield cast(asyncpg.Connection, conn)
     finally:
         await conn_cm.__aexit__(None, None, None)
 

@@ -26,6 +26,7 @@ from shared.errors import (
     InternalError,
     InvalidJson,
     InvalidQuery,
+    NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
@@ -156,6 +157,14 @@ def parse_query(req: func.HttpRequest, model: type[ModelT]) -> ModelT:
         ) from None
 
 
+def route_uuid(req: func.HttpRequest, name: str) -> uuid.UUID:
+    """A GUID route value; anything else is a resource that cannot exist (404)."""
+    try:
+        return uuid.UUID(req.route_params.get(name, ""))
+    except ValueError:
+        raise NotFound() from None
+
+
 # ---------------------------------------------------------------- the endpoint wrapper
 
 
@@ -168,7 +177,7 @@ def _trace_id(req: func.HttpRequest) -> str | None:
     traceparent = req.headers.get("traceparent", "")
     parts = traceparent.split("-")
     if len(parts) == 4 and len(parts[1]) == 32:
-        return parts[1]
+        return str(parts[1])
     return None
 
 

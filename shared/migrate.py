@@ -91,11 +91,13 @@ async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATION
 
 
 async def connect(settings: DatabaseSettings) -> asyncpg.Connection:
-    password = password_provider_for(settings)
-    extra = {"password": password} if password is not None else {}
-    return await asyncpg.connect(
-        settings.database_url, ssl=ssl_context_for(settings), timeout=settings.acquire_timeout_s, **extra
+    conn: asyncpg.Connection = await asyncpg.connect(
+        settings.database_url,
+        ssl=ssl_context_for(settings),
+        timeout=settings.acquire_timeout_s,
+        password=password_provider_for(settings),
     )
+    return conn
 
 
 async def migrate_database(settings: DatabaseSettings, directory: Path = MIGRATIONS_DIR) -> list[str]:
