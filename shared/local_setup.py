@@ -34,7 +34,12 @@ def prepare_database() -> None:
         print("database: embedded PostgreSQL in .local/pgdata")
     from shared.migrate import migrate_database
 
-    applied = asyncio.run(migrate_database(DatabaseSettings.from_env()))
+    try:
+        applied = asyncio.run(migrate_database(DatabaseSettings.from_env()))
+    except (OSError, TimeoutError) as exc:
+        # Like `func start`, serve anyway: endpoints answer 503 until the database is reachable.
+        print(f"migrations: not applied, the database is unreachable ({type(exc).__name__}: {exc})")
+        return
     print(f"migrations: applied {', '.join(applied)}" if applied else "migrations: up to date")
 
 

@@ -129,11 +129,12 @@ def start_host(
     """Start an extra local host with other settings; stopped after the test."""
     started: list[LocalHostProcess] = []
 
-    def start(cors: str | None = None, **env: str) -> LocalHostProcess:
+    def start(cors: str | None = None, app: str | None = None, **env: str) -> LocalHostProcess:
         host = LocalHostProcess(
             host_environment(database_url, issuer, **env),
             cors=cors,
             log_path=log_dir / f"host-{uuid.uuid4().hex[:8]}.log",
+            app=app,
         )
         started.append(host)
         return host

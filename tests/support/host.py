@@ -21,13 +21,17 @@ def free_port() -> int:
 
 
 class LocalHostProcess:
-    def __init__(self, env: dict[str, str], *, cors: str | None = None, log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], *, cors: str | None = None, log_path: Path, app: str | None = None
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         args = [sys.executable, "-m", "shared.local_host", "--port", str(self.port)]
         if cors is not None:
             args += ["--cors", cors]
+        if app is not None:
+            args += ["--app", app]
         full_env = {key: value for key, value in os.environ.items() if not key.startswith(("ENTRA_", "DB_", "EASYAUTH", "WEBSITE_AUTH"))}
         full_env.update(env)
         self._log = log_path.open("ab")
