@@ -1,0 +1,200 @@
+"""The app indexes like the real Python worker, and no request can match two of its functions.
+
+The host matches routes in registration order with no "literal beats parameter" rule, so the app must
+never depend on order: these tests prove, generically over whatever routes the app has, that every
+path one function answers is answered by no other function with an overlapping method.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import json
+import re
+import uuid
+
+import azure.functions as func
+from azure.functions.decorators.http import HttpTrigger
+
+from shared.local_host import RouteTemplate, route_prefix_from_host_json
+from tests.support.app_index import indexed_functions
+
+ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
+_PARAMETER = re.compile(r"\{([^{}]+)\}")
+# The host's rule for function names.
+_FUNCTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
+
+
+# ---------------------------------------------------------------- the overlap checker
+
+
+def _methods(function: func.Function) -> frozenset[str]:
+    trigger = function.get_trigger()
+    assert isinstance(trigger, HttpTrigger)
+    if not trigger.methods:
+        return ALL_METHODS
+    return frozenset(str(getattr(method, "value", method)).upper() for method in trigger.methods)
+
+
+def _route(function: func.Function) -> str:
+    trigger = function.get_trigger()
+    assert isinstance(trigger, HttpTrigger)
+    return trigger.route or str(function.get_function_name())
+
+
+def _literal_words(templates: list[str]) -> set[str]:
+    words: set[str] = set()
+    for template in templates:
+        for segment in template.split("/"):
+            if segment and "{" not in segment:
+                words.add(segment)
+    return words
+
+
+def sample_paths(template: str, words: set[str]) -> list[str]:
+    """Paths built from a full route template: literals as written and upper-cased, and each
+    parameter replaced by a GUID, a number, a boolean, a plain word and every literal of the app."""
+    choices: list[list[str | None]] = []
+    for segment in template.split("/"):
+        whole = _PARAMETER.fullmatch(segment)
+        if whole is not None:
+            inner = whole.group(1)
+            values: list[str | None] = [str(uuid.uuid4()), str(uuid.uuid4()).upper(), "x", "1", "true"]
+            values += sorted(words)
+            if inner.endswith("?") or inner.startswith("*"):
+                values.append(None)  # the segment left out
+            if inner.startswith("*"):
+                values.append("a/b")
+            choices.append(values)
+        elif "{" in segment:
+            choices.append([_PARAMETER.sub("x", segment)])
+        else:
+            choices.append([segment, segment.upper()])
+    return ["/".join(part for part in combination if part is not None) for combination in itertools.product(*choices)]
+
+
+def overlapping_matches(functions: list[func.Function], prefix: str) -> list[tuple[str, str, str]]:
+    """(path, first function, second function) for every sample path two functions would both take."""
+    routes = {str(f.get_function_name()): RouteTemplate.compile(prefix, _route(f)) for f in functions}
+    words = _literal_words([template.template for template in routes.values()])
+    conflicts = []
+    for first, second in itertools.permutations(functions, 2):
+        if not _methods(first) & _methods(second):
+            continue
+        first_route = routes[str(first.get_function_name())]
+        second_route = routes[str(second.get_function_name())]
+        for path in sample_paths(first_route.template, words):
+            if first_route.match(path) is not None and second_route.match(path) is not None:
+                conflicts.append((path, str(first.get_function_name()), str(second.get_function_name())))
+    return conflicts
+
+
+def _app_with_routes(*routes: tuple[str, str, list[str] | None]) -> list[func.Function]:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    for name, route, methods in routes:
+
+        async def handler(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("ok")
+
+        handler.__name__ = name
+        app.route(route=route, methods=methods)(handler)
+    return list(app.get_functions())
+
+
+# ---------------------------------------------------------------- worker indexing
+
+
+def test_app_has_functions_and_each_has_exactly_one_http_trigger() -> None:
+    functions = indexed_functions()
+    assert functions, "function_app.app indexes no functions"
+    for function in functions:
+        triggers = [binding for binding in function.get_bindings() if binding.type.endswith("Trigger")]
+        assert len(triggers) == 1, function.get_function_name()
+        assert triggers[0].type == "httpTrigger"
+        assert isinstance(function.get_trigger(), HttpTrigger)
+        outputs = [b for b in function.get_bindings() if b.name == "$return"]
+        assert [b.type for b in outputs] == ["http"], function.get_function_name()
+
+
+def test_function_names_are_unique_and_valid_for_the_host() -> None:
+    names = [str(function.get_function_name()) for function in indexed_functions()]
+    # The host compares function names case-insensitively.
+    assert len({name.lower() for name in names}) == len(names), names
+    for name in names:
+        assert _FUNCTION_NAME.match(name), name
+
+
+def test_every_function_is_anonymous_at_the_host() -> None:
+    for function in indexed_functions():
+        trigger = function.get_trigger()
+        assert isinstance(trigger, HttpTrigger)
+        assert trigger.auth_level == func.AuthLevel.ANONYMOUS, function.get_function_name()
+        binding = json.loads(function.get_raw_bindings()[0])
+        assert binding["authLevel"] == "ANONYMOUS"
+
+
+def test_user_functions_are_async_and_take_exactly_req_and_context() -> None:
+    for function in indexed_functions():
+        trigger = function.get_trigger()
+        user_function = function.get_user_function()
+        assert trigger.name == "req", function.get_function_name()
+        assert inspect.iscoroutinefunction(user_function), function.get_function_name()
+        # The worker binds parameters by name: each must be a binding or `context`.
+        parameters = list(inspect.signature(user_function).parameters)
+        assert parameters == ["req", "context"], (function.get_function_name(), parameters)
+
+
+def test_function_json_is_what_the_worker_sends_to_the_host() -> None:
+    for function in indexed_functions():
+        document = json.loads(function.get_function_json())
+        assert document["scriptFile"] == "function_app.py"
+        directions = sorted(binding["direction"] for binding in document["bindings"])
+        assert directions == ["IN", "OUT"]
+
+
+def test_no_route_uses_the_hosts_reserved_admin_prefix() -> None:
+    for function in indexed_functions():
+        assert not _route(function).lower().startswith("admin"), function.get_function_name()
+
+
+# ---------------------------------------------------------------- no two functions match one request
+
+
+def test_no_request_path_matches_two_functions_of_the_app() -> None:
+    functions = list(indexed_functions())
+    conflicts = overlapping_matches(functions, route_prefix_from_host_json())
+    assert conflicts == []
+
+
+def test_the_overlap_check_finds_a_literal_shadowed_by_an_unconstrained_parameter() -> None:
+    # The classic order bug: `servers/search` can be taken by `servers/{server_id}`.
+    functions = _app_with_routes(
+        ("get_server", "servers/{server_id}", ["GET"]), ("search_servers", "servers/search", ["GET"])
+    )
+    conflicts = overlapping_matches(functions, "api")
+    assert ("api/servers/search", "search_servers", "get_server") in conflicts
+
+
+def test_the_overlap_check_finds_the_same_template_twice_with_overlapping_methods() -> None:
+    functions = _app_with_routes(("one", "items", None), ("two", "Items/", ["POST"]))
+    assert overlapping_matches(functions, "api")
+
+
+def test_the_overlap_check_accepts_disjoint_methods_and_guid_constrained_ids() -> None:
+    functions = _app_with_routes(
+        ("list_registrations", "registrations", ["GET"]),
+        ("create_registration", "registrations", ["POST"]),
+        ("get_registration", "registrations/{registration_id:guid}", ["GET"]),
+        ("my_registrations", "registrations/my", ["GET"]),
+        ("by_url", "registrations/by-url", ["GET"]),
+    )
+    assert overlapping_matches(functions, "api") == []
+
+
+def test_sample_paths_cover_literals_in_any_case_and_every_kind_of_parameter_value() -> None:
+    literal_paths = sample_paths("api/registrations/my", set())
+    assert {"api/registrations/my", "API/REGISTRATIONS/MY", "api/REGISTRATIONS/my"} <= set(literal_paths)
+    template = RouteTemplate.compile("api", "a/{x:guid}")
+    parameter_paths = sample_paths(template.template, {"my"})
+    assert "api/a/my" in parameter_paths and "api/a/x" in parameter_paths
+    assert any(template.match(path) is not None for path in parameter_paths)
