@@ -7,9 +7,19 @@ with no "literal beats parameter" rule, so ids are constrained (`{registration_i
 
 import azure.functions as func
 
-from shared.auth import Caller, authenticated
+from shared import audit, registrations
+from shared.auth import Caller, admin_only, authenticated
 from shared.health import health_response
-from shared.http import public, route_uuid
+from shared.http import parse_json_body, parse_query, public, request_path_url, route_uuid
+from shared.models import (
+    AuditLogQuery,
+    ByUrlQuery,
+    MyRegistrationsQuery,
+    RegistrationCreate,
+    RegistrationListQuery,
+    RegistrationUpdate,
+    StatusChange,
+)
 from shared.users import get_user_response, sign_in_response
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -37,3 +47,66 @@ async def get_current_user(req: func.HttpRequest, caller: Caller) -> func.HttpRe
 @authenticated
 async def get_user(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await get_user_response(route_uuid(req, "user_id"))
+
+
+@app.route(route="registrations", methods=["POST"])
+@authenticated
+async def create_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await registrations.create_registration(
+        parse_json_body(req, RegistrationCreate), caller, base_url=request_path_url(req)
+    )
+
+
+@app.route(route="registrations", methods=["GET"])
+@authenticated
+async def list_registrations(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await registrations.list_registrations(parse_query(req, RegistrationListQuery))
+
+
+@app.route(route="registrations/my", methods=["GET"])
+@authenticated
+async def list_my_registrations(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await registrations.list_my_registrations(parse_query(req, MyRegistrationsQuery), caller)
+
+
+@app.route(route="registrations/by-url", methods=["GET"])
+@authenticated
+async def get_registration_by_url(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await registrations.get_registration_by_url(parse_query(req, ByUrlQuery))
+
+
+@app.route(route="registrations/{registration_id:guid}", methods=["GET"])
+@authenticated
+async def get_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await registrations.get_registration(route_uuid(req, "registration_id"))
+
+
+@app.route(route="registrations/{registration_id:guid}", methods=["PATCH"])
+@authenticated
+async def update_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await registrations.update_registration(
+        route_uuid(req, "registration_id"),
+        parse_json_body(req, RegistrationUpdate),
+        caller,
+        if_match=req.headers.get("if-match"),
+    )
+
+
+@app.route(route="registrations/{registration_id:guid}/status", methods=["PATCH"])
+@admin_only
+async def change_registration_status(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await registrations.decide_registration(
+        route_uuid(req, "registration_id"), parse_json_body(req, StatusChange), caller
+    )
+
+
+@app.route(route="registrations/{registration_id:guid}", methods=["DELETE"])
+@admin_only
+async def delete_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await registrations.delete_registration(route_uuid(req, "registration_id"), caller)
+
+
+@app.route(route="audit-logs", methods=["GET"])
+@admin_only
+async def list_audit_logs(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await audit.list_audit_logs(parse_query(req, AuditLogQuery))

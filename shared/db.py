@@ -146,6 +146,28 @@ async def transaction() -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
+class Conditions:
+    """WHERE conditions with positional parameters: only fixed SQL fragments ever enter the text."""
+
+    def __init__(self) -> None:
+        self.fragments: list[str] = []
+        self.args: list[Any] = []
+
+    def add(self, fragment: str, value: Any) -> str:
+        """Add a condition whose every `$?` stands for `value`; returns the placeholder used."""
+        self.args.append(value)
+        placeholder = f"${len(self.args)}"
+        self.fragments.append(fragment.replace("$?", placeholder))
+        return placeholder
+
+    def add_if_set(self, fragment: str, value: Any) -> None:
+        if value is not None:
+            self.add(fragment, value)
+
+    def where(self) -> str:
+        return "WHERE " + " AND ".join(self.fragments) if self.fragments else ""
+
+
 _UNAVAILABLE_SQLSTATE_CLASSES = (
     "08",  # connection exception
     "53",  # insufficient resources (too many connections, out of memory, disk full)

@@ -157,6 +157,11 @@ def parse_query(req: func.HttpRequest, model: type[ModelT]) -> ModelT:
         ) from None
 
 
+def request_path_url(req: func.HttpRequest) -> str:
+    """The request URL without its query string (a base for Location headers)."""
+    return (req.url or "").split("?", 1)[0].rstrip("/")
+
+
 def route_uuid(req: func.HttpRequest, name: str) -> uuid.UUID:
     """A GUID route value; anything else is a resource that cannot exist (404)."""
     try:

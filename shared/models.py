@@ -3,9 +3,141 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+RegistrationStatus = Literal["Pending", "Approved", "Rejected"]
+Decision = Literal["Approved", "Rejected"]
+AuditAction = Literal["Created", "Approved", "Rejected", "Updated", "Deleted"]
+
+MAX_URL_LENGTH = 2048
+# PostgreSQL OFFSET is a bigint; anything near it is a client error, not a reason for a 500.
+MAX_OFFSET = 2_147_483_647
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it as invalid input instead of failing in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+
+
+def _endpoint_url(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must be an absolute http or https URL")
+    if len(value) > MAX_URL_LENGTH or len(value.encode("utf-8")) > MAX_URL_LENGTH:
+        raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
+    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    if parts.scheme.lower() not in {"http", "https"}:
+        raise ValueError("must use http or https")
+    if not parts.hostname:
+        raise ValueError("must include a host")
+    if port == 0:
+        raise ValueError("has an invalid port")
+    return value
+
+
+EndpointUrl = Annotated[str, AfterValidator(_endpoint_url)]
+EndpointName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200), NoNul]
+Description = Annotated[str, StringConstraints(max_length=1000), NoNul]
+OwnerContact = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320), NoNul]
+ToolName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
+ToolDescription = Annotated[str, StringConstraints(max_length=500), NoNul]
+ToolVersion = Annotated[str, StringConstraints(max_length=50), NoNul]
+SearchTerm = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ToolName
+    description: ToolDescription | None = None
+    version: ToolVersion | None = None
+
+
+def _tool_from_string(value: Any) -> Any:
+    # The frontend may send a bare tool name.
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _unique_tool_names(tools: list[Tool]) -> list[Tool]:
+    names = [tool.name for tool in tools]
+    if len(names) != len(set(names)):
+        raise ValueError("tool names must be unique within a registration")
+    return tools
+
+
+ToolList = Annotated[
+    list[Annotated[Tool, BeforeValidator(_tool_from_string)]],
+    Field(max_length=100),
+    AfterValidator(_unique_tool_names),
+]
+
+
+class RegistrationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_url: EndpointUrl
+    endpoint_name: EndpointName
+    description: Description | None = None
+    owner_contact: OwnerContact
+    available_tools: ToolList
+
+
+class RegistrationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_url: EndpointUrl | None = None
+    endpoint_name: EndpointName | None = None
+    description: Description | None = None
+    owner_contact: OwnerContact | None = None
+    available_tools: ToolList | None = None
+
+    @field_validator("endpoint_url", "endpoint_name", "owner_contact", "available_tools", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Only `description` may be cleared; the others are required fields of a registration.
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _at_least_one_field(self) -> RegistrationUpdate:
+        if not self.model_fields_set:
+            raise ValueError("at least one field is required")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Decision
+    reason: Description | None = None
 
 
 class User(BaseModel):
@@ -18,3 +150,108 @@ class User(BaseModel):
     is_admin: bool
     created_at: datetime
     updated_at: datetime
+
+
+class Registration(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    registration_id: UUID
+    endpoint_url: str
+    endpoint_name: str
+    description: str | None
+    owner_contact: str
+    available_tools: list[Tool]
+    status: RegistrationStatus
+    submitter_id: UUID
+    submitter_email: str
+    submitter_display_name: str
+    approver_id: UUID | None
+    approver_email: str | None
+    approver_display_name: str | None
+    submitted_at: datetime
+    approved_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RegistrationList(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    results: list[Registration]
+
+
+class AuditEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    log_id: UUID
+    registration_id: UUID
+    user_id: UUID
+    user_email: str
+    user_display_name: str
+    action: AuditAction
+    previous_status: RegistrationStatus | None
+    new_status: RegistrationStatus | None
+    metadata: dict[str, Any]
+    timestamp: datetime
+
+
+class AuditLogList(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    results: list[AuditEntry]
+
+
+# ---------------------------------------------------------------- query strings
+
+
+class _Query(BaseModel):
+    # Unknown query parameters (cache busters and the like) are ignored, as browsers and proxies add them.
+    model_config = ConfigDict(extra="ignore")
+
+
+class RegistrationListQuery(_Query):
+    status: RegistrationStatus | None = None
+    submitter_id: UUID | None = None
+    search: SearchTerm | None = None
+    limit: int = Field(default=100, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
+class MyRegistrationsQuery(_Query):
+    status: RegistrationStatus | None = None
+    limit: int = Field(default=100, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
+class ByUrlQuery(_Query):
+    endpoint_url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH)]
+
+
+class AuditLogQuery(_Query):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    registration_id: UUID | None = None
+    user_id: UUID | None = None
+    action: AuditAction | None = None
+    from_: datetime | None = Field(default=None, alias="from")
+    to: datetime | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _with_offset(cls, value: datetime | None) -> datetime | None:
+        # A date without an offset is read as UTC, the API's timezone.
+        if value is not None and value.tzinfo is None:
+            from datetime import UTC
+
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> AuditLogQuery:
+        if self.from_ is not None and self.to is not None and self.to < self.from_:
+            raise ValueError("`to` must not be before `from`")
+        return self

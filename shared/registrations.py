@@ -1,0 +1,346 @@
+"""Registrations: their SQL, the queries that run it, and the responses of the registration endpoints.
+
+Every change writes its audit entry in the same statement or transaction, so a failed audit write rolls
+the change back. Races are settled by the database: the unique index on `endpoint_url`, a conditional
+UPDATE for decisions (only from Pending), and row locks for edits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import azure.functions as func
+
+from shared import db
+from shared.auth import Caller
+from shared.errors import (
+    DuplicateEndpoint,
+    Forbidden,
+    InvalidStateTransition,
+    NotFound,
+    PreconditionFailed,
+)
+from shared.http import json_response, no_content
+from shared.models import (
+    ByUrlQuery,
+    MyRegistrationsQuery,
+    Registration,
+    RegistrationCreate,
+    RegistrationList,
+    RegistrationListQuery,
+    RegistrationUpdate,
+    StatusChange,
+)
+
+ENDPOINT_URL_CONSTRAINT = "registrations_endpoint_url_key"
+EDITABLE_FIELDS = ("endpoint_url", "endpoint_name", "description", "owner_contact", "available_tools")
+
+# The columns of a Registration response, read from `r` (a registrations row) joined to its people.
+REGISTRATION_COLUMNS = """
+    r.registration_id, r.endpoint_url, r.endpoint_name, r.description, r.owner_contact, r.available_tools,
+    r.status, r.submitter_id, s.email AS submitter_email, s.display_name AS submitter_display_name,
+    r.approver_id, a.email AS approver_email, a.display_name AS approver_display_name,
+    r.submitted_at, r.approved_at, r.created_at, r.updated_at, r.row_version
+"""
+REGISTRATION_JOINS = """
+    JOIN users s ON s.user_id = r.submitter_id
+    LEFT JOIN users a ON a.user_id = r.approver_id
+"""
+
+CREATE_REGISTRATION_SQL = f"""
+WITH r AS (
+    INSERT INTO registrations (endpoint_url, endpoint_name, description, owner_contact, available_tools, submitter_id)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    RETURNING *
+), audit AS (
+    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
+    SELECT r.registration_id, $6, 'Created', NULL, r.status, $7 FROM r
+)
+SELECT {REGISTRATION_COLUMNS} FROM r {REGISTRATION_JOINS}
+"""
+
+SELECT_REGISTRATION_BY_ID_SQL = f"""
+SELECT {REGISTRATION_COLUMNS} FROM registrations r {REGISTRATION_JOINS} WHERE r.registration_id = $1
+"""
+
+SELECT_REGISTRATION_BY_URL_SQL = f"""
+SELECT {REGISTRATION_COLUMNS} FROM registrations r {REGISTRATION_JOINS} WHERE r.endpoint_url = $1
+"""
+
+SELECT_ID_BY_URL_SQL = "SELECT registration_id FROM registrations WHERE endpoint_url = $1"
+
+LOCK_REGISTRATION_SQL = """
+SELECT registration_id, endpoint_url, endpoint_name, description, owner_contact, available_tools,
+       status, submitter_id, row_version
+  FROM registrations
+ WHERE registration_id = $1
+   FOR UPDATE
+"""
+
+UPDATE_REGISTRATION_SQL = f"""
+WITH r AS (
+    UPDATE registrations
+       SET endpoint_url = $2, endpoint_name = $3, description = $4, owner_contact = $5, available_tools = $6
+     WHERE registration_id = $1
+    RETURNING *
+), audit AS (
+    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
+    SELECT r.registration_id, $7, 'Updated', r.status, r.status, $8 FROM r
+)
+SELECT {REGISTRATION_COLUMNS} FROM r {REGISTRATION_JOINS}
+"""
+
+# Only a Pending registration can be decided: concurrent decisions race on this one conditional UPDATE.
+DECIDE_REGISTRATION_SQL = f"""
+WITH r AS (
+    UPDATE registrations
+       SET status = $2, approver_id = $3, approved_at = now()
+     WHERE registration_id = $1 AND status = 'Pending'
+    RETURNING *
+), audit AS (
+    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
+    SELECT r.registration_id, $3, $2, 'Pending', r.status, $4 FROM r
+)
+SELECT {REGISTRATION_COLUMNS} FROM r {REGISTRATION_JOINS}
+"""
+
+SELECT_STATUS_SQL = "SELECT status FROM registrations WHERE registration_id = $1"
+
+DELETE_REGISTRATION_SQL = """
+WITH deleted AS (
+    DELETE FROM registrations WHERE registration_id = $1 RETURNING *
+), audit AS (
+    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
+    SELECT d.registration_id, $2, 'Deleted', d.status, NULL,
+           jsonb_build_object('snapshot', to_jsonb(d) - 'row_version')
+      FROM deleted d
+)
+SELECT registration_id FROM deleted
+"""
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def registration_from_row(row: asyncpg.Record) -> Registration:
+    return Registration.model_validate(dict(row))
+
+
+def etag_of(row: asyncpg.Record) -> str:
+    return f'"{row["row_version"]}"'
+
+
+def registration_response(row: asyncpg.Record, *, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return json_response(
+        registration_from_row(row), status=status, headers={"ETag": etag_of(row), **(headers or {})}
+    )
+
+
+def _tools_json(tools: Any) -> list[dict[str, Any]]:
+    return [tool.model_dump(exclude_none=True) for tool in tools]
+
+
+# ---------------------------------------------------------------- create
+
+
+async def create_registration(body: RegistrationCreate, caller: Caller, base_url: str) -> func.HttpResponse:
+    tools = _tools_json(body.available_tools)
+    initial = {
+        "endpoint_url": body.endpoint_url,
+        "endpoint_name": body.endpoint_name,
+        "description": body.description,
+        "owner_contact": body.owner_contact,
+        "available_tools": tools,
+    }
+    async with db.connection() as conn:
+        try:
+            row = await conn.fetchrow(
+                CREATE_REGISTRATION_SQL,
+                body.endpoint_url,
+                body.endpoint_name,
+                body.description,
+                body.owner_contact,
+                tools,
+                caller.user_id,
+                initial,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise await _duplicate_endpoint(conn, exc, body.endpoint_url) from None
+    assert row is not None
+    location = f"{base_url.rstrip('/')}/{row['registration_id']}"
+    return registration_response(row, status=201, headers={"Location": location})
+
+
+async def _duplicate_endpoint(
+    conn: asyncpg.Connection, exc: asyncpg.UniqueViolationError, endpoint_url: str
+) -> Exception:
+    if exc.constraint_name != ENDPOINT_URL_CONSTRAINT:
+        return exc
+    existing = await conn.fetchval(SELECT_ID_BY_URL_SQL, endpoint_url)
+    return DuplicateEndpoint(
+        "This endpoint URL is already registered",
+        field_errors={"endpoint_url": "already registered"},
+        extra={"registration_id": str(existing) if existing else None},
+    )
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def get_registration(registration_id: UUID) -> func.HttpResponse:
+    async with db.connection() as conn:
+        row = await conn.fetchrow(SELECT_REGISTRATION_BY_ID_SQL, registration_id)
+    if row is None:
+        raise NotFound("Registration not found")
+    return registration_response(row)
+
+
+async def get_registration_by_url(query: ByUrlQuery) -> func.HttpResponse:
+    async with db.connection() as conn:
+        row = await conn.fetchrow(SELECT_REGISTRATION_BY_URL_SQL, query.endpoint_url)
+    if row is None:
+        raise NotFound("No registration found for this endpoint URL")
+    return registration_response(row)
+
+
+def escape_like(term: str) -> str:
+    """A LIKE pattern that matches `term` literally (`%`, `_` and the escape character itself)."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+COUNTED_TOTAL_SQL = "SELECT coalesce(sum(row_count), 0)::bigint FROM registration_counts"
+SEARCH_CONDITION = (
+    "(r.endpoint_name ILIKE $? OR r.description ILIKE $? OR r.owner_contact ILIKE $? OR r.endpoint_url ILIKE $?)"
+)
+
+
+async def list_registrations_page(
+    *,
+    status: str | None,
+    submitter_id: UUID | None,
+    search: str | None,
+    limit: int,
+    offset: int,
+) -> RegistrationList:
+    """One page, newest first, and the total of the filtered set, in one round trip."""
+    filters = db.Conditions()
+    status_placeholder = filters.add("r.status = $?", status) if status is not None else None
+    if submitter_id is not None:
+        filters.add("r.submitter_id = $?", submitter_id)
+    if search is not None:
+        filters.add(SEARCH_CONDITION, f"%{escape_like(search)}%")
+    if submitter_id is None and search is None:
+        # Unfiltered or status-only: the exact total is kept by the database in registration_counts.
+        total_sql = COUNTED_TOTAL_SQL
+        if status_placeholder is not None:
+            total_sql += f" WHERE status = {status_placeholder}"
+    else:
+        total_sql = f"SELECT count(*) FROM registrations r {filters.where()}"
+    args = [*filters.args, limit, offset]
+    sql = f"""
+WITH total AS ({total_sql}),
+page AS (
+    SELECT r.* FROM registrations r {filters.where()}
+     ORDER BY r.created_at DESC, r.registration_id DESC
+     LIMIT ${len(args) - 1} OFFSET ${len(args)}
+)
+SELECT (SELECT * FROM total) AS total, p.*
+  FROM (SELECT 1) AS one
+  LEFT JOIN (SELECT {REGISTRATION_COLUMNS} FROM page r {REGISTRATION_JOINS}) p ON true
+ ORDER BY p.created_at DESC, p.registration_id DESC
+"""
+    async with db.connection() as conn:
+        rows = await conn.fetch(sql, *args)
+    total = int(rows[0]["total"]) if rows else 0
+    results = [registration_from_row(row) for row in rows if row["registration_id"] is not None]
+    return RegistrationList(total=total, limit=limit, offset=offset, results=results)
+
+
+async def list_registrations(query: RegistrationListQuery) -> func.HttpResponse:
+    page = await list_registrations_page(
+        status=query.status,
+        submitter_id=query.submitter_id,
+        search=query.search,
+        limit=query.limit,
+        offset=query.offset,
+    )
+    return json_response(page)
+
+
+async def list_my_registrations(query: MyRegistrationsQuery, caller: Caller) -> func.HttpResponse:
+    page = await list_registrations_page(
+        status=query.status, submitter_id=caller.user_id, search=None, limit=query.limit, offset=query.offset
+    )
+    return json_response(page)
+
+
+# ---------------------------------------------------------------- edits and decisions
+
+
+def _matches_if_match(if_match: str | None, current_etag: str) -> bool:
+    if if_match is None:
+        return True
+    candidates = [candidate.strip() for candidate in if_match.split(",")]
+    return "*" in candidates or current_etag in {candidate.removeprefix("W/") for candidate in candidates}
+
+
+async def update_registration(
+    registration_id: UUID, body: RegistrationUpdate, caller: Caller, if_match: str | None
+) -> func.HttpResponse:
+    async with db.transaction() as conn:
+        current = await conn.fetchrow(LOCK_REGISTRATION_SQL, registration_id)
+        if current is None:
+            raise NotFound("Registration not found")
+        if not caller.is_admin and not (current["submitter_id"] == caller.user_id and current["status"] == "Pending"):
+            raise Forbidden("Only an admin, or the submitter while the registration is Pending, can edit it")
+        if not _matches_if_match(if_match, etag_of(current)):
+            raise PreconditionFailed()
+        requested = body.changes()
+        if "available_tools" in requested:
+            requested["available_tools"] = _tools_json(body.available_tools)
+        changes = {
+            name: {"before": current[name], "after": value}
+            for name, value in requested.items()
+            if current[name] != value
+        }
+        if not changes:
+            row = await conn.fetchrow(SELECT_REGISTRATION_BY_ID_SQL, registration_id)
+            assert row is not None
+            return registration_response(row)
+        new_values = [requested.get(name, current[name]) for name in EDITABLE_FIELDS]
+        try:
+            row = await conn.fetchrow(
+                UPDATE_REGISTRATION_SQL, registration_id, *new_values, caller.user_id, {"changes": changes}
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise await _duplicate_endpoint_after_rollback(exc, requested.get("endpoint_url", "")) from None
+    assert row is not None
+    return registration_response(row)
+
+
+async def _duplicate_endpoint_after_rollback(exc: asyncpg.UniqueViolationError, endpoint_url: str) -> Exception:
+    # The failed transaction cannot run another query; look the owner up on a fresh connection.
+    async with db.connection() as conn:
+        return await _duplicate_endpoint(conn, exc, endpoint_url)
+
+
+async def decide_registration(registration_id: UUID, body: StatusChange, caller: Caller) -> func.HttpResponse:
+    metadata = {"reason": body.reason} if body.reason is not None else {}
+    async with db.connection() as conn:
+        row = await conn.fetchrow(DECIDE_REGISTRATION_SQL, registration_id, body.status, caller.user_id, metadata)
+        if row is None:
+            status = await conn.fetchval(SELECT_STATUS_SQL, registration_id)
+            if status is None:
+                raise NotFound("Registration not found")
+            raise InvalidStateTransition(f"Registration is {status}; only a Pending registration can be decided")
+    return registration_response(row)
+
+
+async def delete_registration(registration_id: UUID, caller: Caller) -> func.HttpResponse:
+    async with db.connection() as conn:
+        deleted = await conn.fetchval(DELETE_REGISTRATION_SQL, registration_id, caller.user_id)
+    if deleted is None:
+        raise NotFound("Registration not found")
+    return no_content()
