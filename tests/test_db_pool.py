@@ -1,0 +1,183 @@
+"""The per-worker pool (shared.db), in-process against the test database: created once, reused,
+recreated after closing, and bounded waits that become the contract's 503."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from shared import db
+from shared.errors import DatabaseUnavailable, InvalidJson
+from shared.settings import clear_settings_cache
+
+
+@pytest.fixture
+async def use_database(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[..., None]]:
+    """Point shared.db at the test database (plus any DB_* overrides); no pool before or after."""
+
+    def configure(url: str = database_url, **settings: str) -> None:
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("DB_SSL", "disable")
+        monkeypatch.delenv("DATABASE_AUTH", raising=False)
+        monkeypatch.delenv("WEBSITE_INSTANCE_ID", raising=False)
+        for name, value in settings.items():
+            monkeypatch.setenv(name, value)
+        clear_settings_cache()
+
+    await db.close_pool()
+    configure()
+    yield configure
+    await db.close_pool()
+    monkeypatch.undo()
+    clear_settings_cache()
+
+
+@pytest.fixture
+def create_pool_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every call of asyncpg.create_pool (still creating the real pool)."""
+    calls: list[dict[str, Any]] = []
+    real_create_pool = asyncpg.create_pool
+
+    def counting_create_pool(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real_create_pool(*args, **kwargs)
+
+    monkeypatch.setattr(asyncpg, "create_pool", counting_create_pool)
+    return calls
+
+
+async def _backend_pid() -> int:
+    async with db.connection() as conn:
+        pid: int = await conn.fetchval("SELECT pg_backend_pid()")
+        return pid
+
+
+async def test_fifty_concurrent_first_calls_create_one_pool(
+    use_database: Callable[..., None],
+    create_pool_calls: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # min_size 1: creating the pool does real I/O, so unguarded concurrent callers would all create one.
+    use_database(DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="4")
+    caplog.set_level(logging.INFO, logger="shared.db")
+    pools = await asyncio.gather(*(db.get_pool() for _ in range(50)))
+    assert len(create_pool_calls) == 1
+    assert all(pool is pools[0] for pool in pools)
+    assert [r.message for r in caplog.records].count("database pool created") == 1
+
+
+async def test_fifty_concurrent_first_requests_share_one_small_pool(
+    use_database: Callable[..., None], create_pool_calls: list[dict[str, Any]]
+) -> None:
+    use_database(DB_POOL_MAX_SIZE="4")
+    pids = await asyncio.gather(*(_backend_pid() for _ in range(50)))
+    assert len(create_pool_calls) == 1
+    assert 1 <= len(set(pids)) <= 4
+
+
+async def test_pool_is_created_with_the_configured_bounds_and_timeouts(
+    use_database: Callable[..., None], create_pool_calls: list[dict[str, Any]]
+) -> None:
+    use_database(DB_POOL_MAX_SIZE="3", DB_COMMAND_TIMEOUT_S="7", DB_ACQUIRE_TIMEOUT_S="2")
+    await _backend_pid()
+    options = create_pool_calls[0]
+    assert (options["min_size"], options["max_size"]) == (0, 3)
+    assert options["command_timeout"] == 7.0 and options["timeout"] == 2.0
+    assert options["ssl"] is False
+
+
+async def test_the_pool_is_reused_across_invocations(
+    use_database: Callable[..., None], create_pool_calls: list[dict[str, Any]]
+) -> None:
+    first = await db.get_pool()
+    first_pid = await _backend_pid()
+    for _ in range(5):
+        assert await db.get_pool() is first
+        # One invocation at a time: the same server connection serves each of them.
+        assert await _backend_pid() == first_pid
+    assert len(create_pool_calls) == 1
+
+
+async def test_closing_then_using_again_creates_a_new_working_pool(
+    use_database: Callable[..., None], create_pool_calls: list[dict[str, Any]]
+) -> None:
+    old = await db.get_pool()
+    await _backend_pid()
+    await db.close_pool()
+    assert old.is_closing()
+    new = await db.get_pool()
+    assert new is not old
+    assert await _backend_pid() > 0
+    assert len(create_pool_calls) == 2
+    await db.close_pool()
+    await db.close_pool()  # closing twice is harmless
+
+
+async def test_an_exhausted_pool_answers_database_unavailable_after_the_acquire_timeout(
+    use_database: Callable[..., None],
+) -> None:
+    use_database(DB_POOL_MAX_SIZE="1", DB_ACQUIRE_TIMEOUT_S="0.5")
+    async with db.connection() as held:
+        assert await held.fetchval("SELECT 1") == 1
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable) as raised:
+            async with db.connection():
+                pass
+        waited = time.monotonic() - started
+    assert 0.4 <= waited < 3.0
+    assert raised.value.status == 503
+    assert raised.value.body()["error_code"] == "DATABASE_UNAVAILABLE"
+    assert raised.value.headers["Retry-After"]
+    # Released again: the next request gets the connection.
+    assert await _backend_pid() > 0
+
+
+async def test_an_unreachable_server_is_database_unavailable_and_the_pool_recovers(
+    use_database: Callable[..., None], database_url: str, unused_tcp_port: int
+) -> None:
+    use_database(f"postgresql://postgres@127.0.0.1:{unused_tcp_port}/postgres", DB_ACQUIRE_TIMEOUT_S="2")
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable):
+        await _backend_pid()
+    assert time.monotonic() - started < 3.0
+    await db.close_pool()
+    use_database(database_url)
+    assert await _backend_pid() > 0
+
+
+async def test_a_query_over_the_command_timeout_is_database_unavailable(use_database: Callable[..., None]) -> None:
+    use_database(DB_COMMAND_TIMEOUT_S="0.3")
+    with pytest.raises(TimeoutError) as raised:
+        async with db.connection() as conn:
+            await conn.execute("SELECT pg_sleep(5)")
+    assert isinstance(db.as_api_error(raised.value), DatabaseUnavailable)
+
+
+async def test_text_postgresql_cannot_store_is_the_clients_error(use_database: Callable[..., None]) -> None:
+    with pytest.raises(asyncpg.PostgresError) as raised:
+        async with db.connection() as conn:
+            await conn.fetchval("SELECT $1::text", "nul\x00inside")
+    assert isinstance(db.as_api_error(raised.value), InvalidJson)
+
+
+async def test_a_bug_in_sql_is_not_mapped_to_a_client_or_availability_error(
+    use_database: Callable[..., None],
+) -> None:
+    with pytest.raises(asyncpg.PostgresError) as raised:
+        async with db.connection() as conn:
+            await conn.fetchval("SELECT no_such_column FROM users")
+    assert db.as_api_error(raised.value) is None
+
+
+async def test_jsonb_comes_back_decoded(use_database: Callable[..., None]) -> None:
+    async with db.transaction() as conn:
+        value = await conn.fetchval("""SELECT '{"tools": [1, 2]}'::jsonb""")
+    assert value == {"tools": [1, 2]}
