@@ -864,7 +864,11 @@ def test_every_public_route_of_the_app_is_excluded_from_easyauth() -> None:
     for m in re.finditer(
         r"@app\.route\(\s*route\s*=\s*\"([^\"]*)\"[^)]*\)(?P<decos>(?:\s*@[^\n]*)*)\s*(?:async\s+)?def", source
     ):
-        if re.search(r"@(public|anonymous)\b", m.group("decos")):
+        decorators = m.group("decos")
+        # Public = marked public, or carrying no authentication decorator at all.
+        if re.search(r"@(public|anonymous)\b", decorators) or not re.search(
+            r"@(authenticated|admin_only|admin|requires_\w+)\b", decorators
+        ):
             route = re.sub(r"\{[^}]*\}", "x", m.group(1))
             public_routes.append(f"{prefix}/{route}")
     assert public_routes, "function_app.py declares no public route (expected at least /api/health)"
