@@ -33,7 +33,8 @@ ALTER TABLE registrations
         char_length(server_name) BETWEEN 3 AND 200 AND server_name ~ '^[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+$'
     ),
     ADD CONSTRAINT registrations_version_format CHECK (
-        char_length(version) BETWEEN 1 AND 255 AND version <> 'latest' AND version !~ '[\s^~<>=*|]'
+        char_length(version) BETWEEN 1 AND 255 AND version <> 'latest'
+        AND version !~ '[\s^~<>=*|]' AND version !~* '(^|\.)x(\.|$)'
     ),
     ADD CONSTRAINT registrations_transport_check CHECK (transport IN ('streamable-http', 'sse'));
 
