@@ -81,6 +81,12 @@ class DuplicateEndpoint(ApiError):
     default_detail = "This endpoint URL is already registered"
 
 
+class DuplicateServerName(ApiError):
+    status = 409
+    error_code = "DUPLICATE_SERVER_NAME"
+    default_detail = "This MCP server name is already taken"
+
+
 class InvalidStateTransition(ApiError):
     status = 409
     error_code = "INVALID_STATE_TRANSITION"

@@ -77,6 +77,10 @@ def pending_migrations(
 async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations on `conn`; returns the names applied (empty when up to date)."""
     migrations = load_migrations(directory)
+    # Backfills that derive MCP server names read the namespace from this session setting.
+    namespace = os.environ.get("MCP_SERVER_NAMESPACE", "").strip()
+    if namespace:
+        await conn.execute("SELECT set_config('mcp_registry.namespace', $1, false)", namespace)
     await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
     try:
         await conn.execute(CREATE_MIGRATIONS_TABLE_SQL)

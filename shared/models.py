@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -67,6 +68,21 @@ ToolName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 ToolDescription = Annotated[str, StringConstraints(max_length=500), NoNul]
 ToolVersion = Annotated[str, StringConstraints(max_length=50), NoNul]
 SearchTerm = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+# MCP Registry server.json rules: reverse-DNS namespace, exactly one "/", 3–200 characters.
+ServerName = Annotated[
+    str, StringConstraints(min_length=3, max_length=200, pattern=r"^[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+$")
+]
+Transport = Literal["streamable-http", "sse"]
+
+
+def _exact_version(value: str) -> str:
+    # server.json rejects version ranges ("^1.2.3", "~1.2", ">=1", "1.x", "1.*"); "latest" is a path word.
+    if value == "latest" or re.search(r"[\s^~<>=*|]", value) or re.search(r"(^|\.)[xX](\.|$)", value):
+        raise ValueError("must be one exact version (no ranges, not 'latest')")
+    return value
+
+
+Version = Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul, AfterValidator(_exact_version)]
 
 
 class Tool(BaseModel):
@@ -104,6 +120,9 @@ class RegistrationCreate(BaseModel):
     description: Description | None = None
     owner_contact: OwnerContact
     available_tools: ToolList
+    server_name: ServerName | None = None
+    version: Version = "1.0.0"
+    transport: Transport = "streamable-http"
 
 
 class RegistrationUpdate(BaseModel):
@@ -114,8 +133,14 @@ class RegistrationUpdate(BaseModel):
     description: Description | None = None
     owner_contact: OwnerContact | None = None
     available_tools: ToolList | None = None
+    server_name: ServerName | None = None
+    version: Version | None = None
+    transport: Transport | None = None
 
-    @field_validator("endpoint_url", "endpoint_name", "owner_contact", "available_tools", mode="before")
+    @field_validator(
+        "endpoint_url", "endpoint_name", "owner_contact", "available_tools", "server_name", "version", "transport",
+        mode="before",
+    )
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # Only `description` may be cleared; the others are required fields of a registration.
@@ -161,6 +186,9 @@ class Registration(BaseModel):
     description: str | None
     owner_contact: str
     available_tools: list[Tool]
+    server_name: str
+    version: str
+    transport: Transport
     status: RegistrationStatus
     submitter_id: UUID
     submitter_email: str

@@ -7,6 +7,8 @@ UPDATE for decisions (only from Pending), and row locks for edits.
 
 from __future__ import annotations
 
+import re
+import secrets
 from typing import Any
 from uuid import UUID
 
@@ -17,10 +19,12 @@ from shared import db
 from shared.auth import Caller
 from shared.errors import (
     DuplicateEndpoint,
+    DuplicateServerName,
     Forbidden,
     InvalidStateTransition,
     NotFound,
     PreconditionFailed,
+    ValidationFailed,
 )
 from shared.http import json_response, no_content
 from shared.models import (
@@ -33,14 +37,21 @@ from shared.models import (
     RegistrationUpdate,
     StatusChange,
 )
+from shared.settings import get_registry_settings
 
 ENDPOINT_URL_CONSTRAINT = "registrations_endpoint_url_key"
-EDITABLE_FIELDS = ("endpoint_url", "endpoint_name", "description", "owner_contact", "available_tools")
+SERVER_NAME_CONSTRAINT = "registrations_server_name_key"
+EDITABLE_FIELDS = (
+    "endpoint_url", "endpoint_name", "description", "owner_contact", "available_tools", "server_name", "version",
+    "transport",
+)
+# Attempts at a derived server name before giving up (each retry adds a random suffix).
+DERIVED_NAME_ATTEMPTS = 4
 
 # The columns of a Registration response, read from `r` (a registrations row) joined to its people.
 REGISTRATION_COLUMNS = """
     r.registration_id, r.endpoint_url, r.endpoint_name, r.description, r.owner_contact, r.available_tools,
-    r.status, r.submitter_id, s.email AS submitter_email, s.display_name AS submitter_display_name,
+    r.server_name, r.version, r.transport, r.status, r.submitter_id, s.email AS submitter_email, s.display_name AS submitter_display_name,
     r.approver_id, a.email AS approver_email, a.display_name AS approver_display_name,
     r.submitted_at, r.approved_at, r.created_at, r.updated_at, r.row_version
 """
@@ -51,12 +62,15 @@ REGISTRATION_JOINS = """
 
 CREATE_REGISTRATION_SQL = f"""
 WITH r AS (
-    INSERT INTO registrations (endpoint_url, endpoint_name, description, owner_contact, available_tools, submitter_id)
-    VALUES ($1, $2, $3, $4, $5, $6)
+    INSERT INTO registrations (
+        endpoint_url, endpoint_name, description, owner_contact, available_tools, server_name, version, transport,
+        submitter_id
+    )
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     RETURNING *
 ), audit AS (
     INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
-    SELECT r.registration_id, $6, 'Created', NULL, r.status, $7 FROM r
+    SELECT r.registration_id, $9, 'Created', NULL, r.status, $10 FROM r
 )
 SELECT {REGISTRATION_COLUMNS} FROM r {REGISTRATION_JOINS}
 """
@@ -70,10 +84,11 @@ SELECT {REGISTRATION_COLUMNS} FROM registrations r {REGISTRATION_JOINS} WHERE r.
 """
 
 SELECT_ID_BY_URL_SQL = "SELECT registration_id FROM registrations WHERE endpoint_url = $1"
+SELECT_ID_BY_SERVER_NAME_SQL = "SELECT registration_id FROM registrations WHERE server_name = $1"
 
 LOCK_REGISTRATION_SQL = """
 SELECT registration_id, endpoint_url, endpoint_name, description, owner_contact, available_tools,
-       status, submitter_id, row_version
+       server_name, version, transport, status, submitter_id, row_version
   FROM registrations
  WHERE registration_id = $1
    FOR UPDATE
@@ -82,12 +97,13 @@ SELECT registration_id, endpoint_url, endpoint_name, description, owner_contact,
 UPDATE_REGISTRATION_SQL = f"""
 WITH r AS (
     UPDATE registrations
-       SET endpoint_url = $2, endpoint_name = $3, description = $4, owner_contact = $5, available_tools = $6
+       SET endpoint_url = $2, endpoint_name = $3, description = $4, owner_contact = $5, available_tools = $6,
+           server_name = $7, version = $8, transport = $9
      WHERE registration_id = $1
     RETURNING *
 ), audit AS (
     INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
-    SELECT r.registration_id, $7, 'Updated', r.status, r.status, $8 FROM r
+    SELECT r.registration_id, $10, 'Updated', r.status, r.status, $11 FROM r
 )
 SELECT {REGISTRATION_COLUMNS} FROM r {REGISTRATION_JOINS}
 """
@@ -145,45 +161,73 @@ def _tools_json(tools: Any) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- create
 
 
+def derived_server_name(endpoint_name: str, namespace: str, suffix: str = "") -> str:
+    """<namespace>/<slug of the endpoint name><suffix>, within server.json's name rules."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", endpoint_name.lower()).strip("-")[:80] or "server"
+    return f"{namespace}/{slug}{suffix}"
+
+
 async def create_registration(body: RegistrationCreate, caller: Caller, base_url: str) -> func.HttpResponse:
     tools = _tools_json(body.available_tools)
-    initial = {
-        "endpoint_url": body.endpoint_url,
-        "endpoint_name": body.endpoint_name,
-        "description": body.description,
-        "owner_contact": body.owner_contact,
-        "available_tools": tools,
-    }
+    namespace = get_registry_settings().server_namespace
     async with db.connection() as conn:
-        try:
-            row = await conn.fetchrow(
-                CREATE_REGISTRATION_SQL,
-                body.endpoint_url,
-                body.endpoint_name,
-                body.description,
-                body.owner_contact,
-                tools,
-                caller.user_id,
-                initial,
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise await _duplicate_endpoint(conn, exc, body.endpoint_url) from None
+        for attempt in range(DERIVED_NAME_ATTEMPTS):
+            # A derived name that is taken gets a random suffix; an explicit one is the caller's to change.
+            suffix = "" if attempt == 0 else f"-{secrets.token_hex(3)}"
+            server_name = body.server_name or derived_server_name(body.endpoint_name, namespace, suffix)
+            initial = {
+                "endpoint_url": body.endpoint_url,
+                "endpoint_name": body.endpoint_name,
+                "description": body.description,
+                "owner_contact": body.owner_contact,
+                "available_tools": tools,
+                "server_name": server_name,
+                "version": body.version,
+                "transport": body.transport,
+            }
+            try:
+                row = await conn.fetchrow(
+                    CREATE_REGISTRATION_SQL,
+                    body.endpoint_url,
+                    body.endpoint_name,
+                    body.description,
+                    body.owner_contact,
+                    tools,
+                    server_name,
+                    body.version,
+                    body.transport,
+                    caller.user_id,
+                    initial,
+                )
+                break
+            except asyncpg.UniqueViolationError as exc:
+                retry = exc.constraint_name == SERVER_NAME_CONSTRAINT and body.server_name is None
+                if not retry or attempt == DERIVED_NAME_ATTEMPTS - 1:
+                    raise await _conflict(conn, exc, body.endpoint_url, server_name) from None
     assert row is not None
     location = f"{base_url.rstrip('/')}/{row['registration_id']}"
     return registration_response(row, status=201, headers={"Location": location})
 
 
-async def _duplicate_endpoint(
-    conn: asyncpg.Connection, exc: asyncpg.UniqueViolationError, endpoint_url: str
+async def _conflict(
+    conn: asyncpg.Connection, exc: asyncpg.UniqueViolationError, endpoint_url: str, server_name: str | None
 ) -> Exception:
-    if exc.constraint_name != ENDPOINT_URL_CONSTRAINT:
-        return exc
-    existing = await conn.fetchval(SELECT_ID_BY_URL_SQL, endpoint_url)
-    return DuplicateEndpoint(
-        "This endpoint URL is already registered",
-        field_errors={"endpoint_url": "already registered"},
-        extra={"registration_id": str(existing) if existing else None},
-    )
+    """The contract's 409 for a unique violation, naming the registration that holds the value."""
+    if exc.constraint_name == ENDPOINT_URL_CONSTRAINT:
+        existing = await conn.fetchval(SELECT_ID_BY_URL_SQL, endpoint_url)
+        return DuplicateEndpoint(
+            "This endpoint URL is already registered",
+            field_errors={"endpoint_url": "already registered"},
+            extra={"registration_id": str(existing) if existing else None},
+        )
+    if exc.constraint_name == SERVER_NAME_CONSTRAINT:
+        existing = await conn.fetchval(SELECT_ID_BY_SERVER_NAME_SQL, server_name)
+        return DuplicateServerName(
+            "This server name is already taken",
+            field_errors={"server_name": "already taken"},
+            extra={"registration_id": str(existing) if existing else None},
+        )
+    return exc
 
 
 # ---------------------------------------------------------------- reads
@@ -289,6 +333,24 @@ def _matches_if_match(if_match: str | None, current_etag: str) -> bool:
 async def update_registration(
     registration_id: UUID, body: RegistrationUpdate, caller: Caller, if_match: str | None
 ) -> func.HttpResponse:
+    requested = body.changes()
+    if "available_tools" in requested:
+        requested["available_tools"] = _tools_json(body.available_tools)
+    try:
+        row = await _apply_update(registration_id, requested, caller, if_match)
+    except asyncpg.UniqueViolationError as exc:
+        # The failed transaction is gone; name the holder of the value from a fresh connection.
+        async with db.connection() as conn:
+            raise await _conflict(
+                conn, exc, requested.get("endpoint_url", ""), requested.get("server_name")
+            ) from None
+    return registration_response(row)
+
+
+async def _apply_update(
+    registration_id: UUID, requested: dict[str, Any], caller: Caller, if_match: str | None
+) -> asyncpg.Record:
+    """Edit under a row lock: permission, If-Match and the frozen name are checked on the locked row."""
     async with db.transaction() as conn:
         current = await conn.fetchrow(LOCK_REGISTRATION_SQL, registration_id)
         if current is None:
@@ -297,33 +359,23 @@ async def update_registration(
             raise Forbidden("Only an admin, or the submitter while the registration is Pending, can edit it")
         if not _matches_if_match(if_match, etag_of(current)):
             raise PreconditionFailed()
-        requested = body.changes()
-        if "available_tools" in requested:
-            requested["available_tools"] = _tools_json(body.available_tools)
         changes = {
             name: {"before": current[name], "after": value}
             for name, value in requested.items()
             if current[name] != value
         }
-        if not changes:
-            row = await conn.fetchrow(SELECT_REGISTRATION_BY_ID_SQL, registration_id)
-            assert row is not None
-            return registration_response(row)
-        new_values = [requested.get(name, current[name]) for name in EDITABLE_FIELDS]
-        try:
+        if "server_name" in changes and current["status"] == "Approved":
+            # Copilot clients key installed servers by name: it never changes after approval.
+            raise ValidationFailed(field_errors={"server_name": "cannot change once the registration is approved"})
+        if changes:
+            new_values = [requested.get(name, current[name]) for name in EDITABLE_FIELDS]
             row = await conn.fetchrow(
                 UPDATE_REGISTRATION_SQL, registration_id, *new_values, caller.user_id, {"changes": changes}
             )
-        except asyncpg.UniqueViolationError as exc:
-            raise await _duplicate_endpoint_after_rollback(exc, requested.get("endpoint_url", "")) from None
+        else:
+            row = await conn.fetchrow(SELECT_REGISTRATION_BY_ID_SQL, registration_id)
     assert row is not None
-    return registration_response(row)
-
-
-async def _duplicate_endpoint_after_rollback(exc: asyncpg.UniqueViolationError, endpoint_url: str) -> Exception:
-    # The failed transaction cannot run another query; look the owner up on a fresh connection.
-    async with db.connection() as conn:
-        return await _duplicate_endpoint(conn, exc, endpoint_url)
+    return row
 
 
 async def decide_registration(registration_id: UUID, body: StatusChange, caller: Caller) -> func.HttpResponse:

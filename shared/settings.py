@@ -186,6 +186,22 @@ class AppSettings(_EnvModel):
         return _env_flag(value) if isinstance(value, str) else value
 
 
+class RegistrySettings(_EnvModel):
+    """The anonymous MCP Registry (v0.1) API that Copilot clients read."""
+
+    enabled: bool = Field(default=True, alias="MCP_REGISTRY_ENABLED")
+    # Reverse-DNS namespace of derived server names: <namespace>/<slug of the endpoint name>.
+    server_namespace: str = Field(
+        default="com.example.mcp", min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9.-]+$",
+        alias="MCP_SERVER_NAMESPACE",
+    )
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _flag(cls, value: object) -> object:
+        return _env_flag(value) if isinstance(value, str) else value
+
+
 @lru_cache(maxsize=1)
 def get_database_settings() -> DatabaseSettings:
     return DatabaseSettings.from_env()
@@ -206,11 +222,17 @@ def clear_settings_cache() -> None:
     get_database_settings.cache_clear()
     get_auth_settings.cache_clear()
     get_app_settings.cache_clear()
+    get_registry_settings.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def get_registry_settings() -> RegistrySettings:
+    return RegistrySettings.from_env()
 
 
 def setting_names() -> set[str]:
     """Every environment variable the app reads."""
     names: set[str] = set()
-    for model in (DatabaseSettings, AuthSettings, AppSettings):
+    for model in (DatabaseSettings, AuthSettings, AppSettings, RegistrySettings):
         names.update(field.alias or name for name, field in model.model_fields.items())
     return names
