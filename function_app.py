@@ -11,6 +11,7 @@ from shared import audit, registrations
 from shared.auth import Caller, admin_only, authenticated
 from shared.health import health_response
 from shared.http import parse_json_body, parse_query, public, request_path_url, route_uuid
+from shared.mcp_registry import allowlist_response, registry_servers_response
 from shared.models import (
     AuditLogQuery,
     ByUrlQuery,
@@ -110,3 +111,15 @@ async def delete_registration(req: func.HttpRequest, caller: Caller) -> func.Htt
 @admin_only
 async def list_audit_logs(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await audit.list_audit_logs(parse_query(req, AuditLogQuery))
+
+
+@app.route(route="v0.1/servers/{*rest}", methods=["GET", "OPTIONS"])
+@public
+async def mcp_registry_servers(req: func.HttpRequest) -> func.HttpResponse:
+    return await registry_servers_response(req)
+
+
+@app.route(route="v0.1/allowlist", methods=["GET"])
+@admin_only
+async def mcp_registry_allowlist(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await allowlist_response()
