@@ -195,7 +195,8 @@ async def verify_token(token: str, settings: AuthSettings) -> _VerifiedToken:
 def _principal_claims(encoded: str) -> list[Mapping[str, Any]]:
     try:
         principal = json.loads(base64.b64decode(encoded, validate=False))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: deeply nested JSON; a header anyone can shape must not become a 500.
         raise TokenRejected("EasyAuth principal is not base64 JSON") from None
     claims = principal.get("claims") if isinstance(principal, dict) else None
     if not isinstance(claims, list) or not all(isinstance(claim, dict) for claim in claims):
