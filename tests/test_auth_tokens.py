@@ -180,6 +180,11 @@ REJECTED: list[Any] = [
         "malformed token header",
         id="header-json-array",
     ),
+    pytest.param(
+        lambda i, o: bearer_of(b64url(b"[" * 5000) + "." + signed(i, o).split(".", 1)[1]),
+        "malformed token header",
+        id="header-deeply-nested-json",
+    ),
     # 9–11: algorithms
     pytest.param(
         lambda i, o: bearer_of(unsigned({"alg": "none", "typ": "JWT", "kid": current_kid(i)}, payload(i, o))),
