@@ -187,8 +187,9 @@ async def test_update_triggers_bump_updated_at_and_row_version(empty_database: s
         fresh = await conn.fetchval("SELECT updated_at > now() - interval '1 minute' FROM users WHERE user_id = $1", user_id)
         assert fresh is True
         registration_id = await conn.fetchval(
-            "INSERT INTO registrations (endpoint_url, endpoint_name, owner_contact, submitter_id)"
-            " VALUES ('https://mcp.example.com/a', 'Example', 'team', $1) RETURNING registration_id",
+            "INSERT INTO registrations (endpoint_url, endpoint_name, owner_contact, submitter_id, server_name)"
+            " VALUES ('https://mcp.example.com/a', 'Example', 'team', $1, 'com.example.test/example')"
+            " RETURNING registration_id",
             user_id,
         )
         await conn.execute("UPDATE registrations SET endpoint_name = 'Example 2' WHERE registration_id = $1", registration_id)
