@@ -28,6 +28,8 @@ from urllib.parse import unquote, unquote_plus
 import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 
+from shared.app_index import indexed_functions
+
 ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the host's default request size limit
 
@@ -223,8 +225,8 @@ class LocalFunction:
 def discover_functions(app: func.FunctionApp, route_prefix: str) -> list[LocalFunction]:
     """The app's HTTP functions, in the app's registration order (as the host receives them)."""
     functions = []
-    # get_functions() may be called only once per app object; the caller caches our result.
-    for function in app.get_functions():
+    # get_functions() may be called only once per app object: shared.app_index indexes it once for all.
+    for function in indexed_functions(app):
         trigger = function.get_trigger()
         if not isinstance(trigger, HttpTrigger):
             continue

@@ -1,7 +1,8 @@
 """The project's functions as the Python worker indexes them, read once per test process.
 
 `FunctionApp.get_functions()` may be called only once per app object (a second call raises), so every
-test that needs the indexed functions of `function_app.app` takes them from here.
+test that needs the indexed functions of `function_app.app` takes them from here (and this, like the local
+host and the OpenAPI document, from `shared.app_index`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from functools import cache
 
 import azure.functions as func
 
+from shared.app_index import indexed_functions as app_functions
+
 
 @cache
 def indexed_functions() -> tuple[func.Function, ...]:
     import function_app
 
-    return tuple(function_app.app.get_functions())
+    return app_functions(function_app.app)

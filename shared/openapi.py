@@ -1,0 +1,931 @@
+"""The API's OpenAPI 3.1 document, built from the app itself, and the docs page that renders it.
+
+Nothing here is a second route table. Routes, methods and path parameters come from the function app's
+registered functions (`shared.app_index`, the same index the local host serves from). What the app cannot
+tell — summary, auth, the pydantic models of query, body and response, the error statuses — comes from
+`OPERATIONS`, keyed by function name. Schemas are the models' own JSON Schema (pydantic emits 2020-12,
+which OpenAPI 3.1 uses), and the errors are the `shared.errors` classes with their status and code.
+
+A function missing from `OPERATIONS` still appears (so the document never breaks in production), as an
+operation marked `x-undocumented`; `undocumented_functions()` lists them and the agreement test fails on
+any. `GET /api/docs` serves Swagger UI from the swagger-ui-bundle-v2 package (no CDN at run time).
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+import threading
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+import azure.functions as func
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonSchemaMode, SkipJsonSchema, models_json_schema
+
+from shared.app_index import HttpRoute, http_routes
+from shared.errors import (
+    ApiError,
+    DatabaseUnavailable,
+    DuplicateEndpoint,
+    Forbidden,
+    InternalError,
+    InvalidJson,
+    InvalidQuery,
+    InvalidStateTransition,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.models import (
+    AuditLogList,
+    AuditLogQuery,
+    ByUrlQuery,
+    MyRegistrationsQuery,
+    Registration,
+    RegistrationCreate,
+    RegistrationList,
+    RegistrationListQuery,
+    RegistrationUpdate,
+    StatusChange,
+    User,
+)
+
+OPENAPI_VERSION = "3.1.0"
+API_TITLE = "MCP Registry API"
+API_VERSION = "0.1.0"
+REF_TEMPLATE = "#/components/schemas/{model}"
+JSON = "application/json"
+BEARER = "bearerAuth"
+ROOT = Path(__file__).resolve().parent.parent
+
+Auth = Literal["public", "user", "admin"]
+
+
+# ---------------------------------------------------------------- models of bodies that have no model elsewhere
+
+
+class Error(BaseModel):
+    """Every error the API returns (the contract's one error shape)."""
+
+    detail: str = Field(description="Human-readable message; never a stack trace, SQL or a secret")
+    error_code: str = Field(description="Stable machine-readable code (see each response for the possible ones)")
+    field_errors: dict[str, str] | SkipJsonSchema[None] = Field(
+        default=None, description="Validation errors only: field name → message"
+    )
+    registration_id: UUID | None = Field(
+        default=None, description="DUPLICATE_ENDPOINT only: the registration that holds the endpoint URL"
+    )
+    invocation_id: str | SkipJsonSchema[None] = Field(
+        default=None, description="INTERNAL_ERROR only: the invocation id the failure was logged with"
+    )
+
+
+class HealthReport(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    database: Literal["connected", "disconnected"]
+    timestamp: datetime
+
+
+class McpRemote(BaseModel):
+    type: str
+    url: str
+
+
+class McpServer(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: str = Field(alias="$schema")
+    name: str
+    title: str
+    description: str
+    version: str
+    remotes: list[McpRemote]
+    meta: dict[str, Any] = Field(alias="_meta")
+
+
+class McpServerResponse(BaseModel):
+    """One server in the MCP Registry v0.1 format."""
+
+    server: McpServer
+    meta: dict[str, Any] = Field(alias="_meta")
+
+
+class McpListMetadata(BaseModel):
+    count: int
+    nextCursor: str | SkipJsonSchema[None] = None
+
+
+class McpServerList(BaseModel):
+    servers: list[McpServerResponse]
+    metadata: McpListMetadata
+
+
+class McpRegistryError(BaseModel):
+    """The MCP Registry's error body; the API's own keys ride along."""
+
+    error: str
+    detail: str
+    error_code: str
+
+
+class McpServersQuery(BaseModel):
+    cursor: str | SkipJsonSchema[None] = Field(default=None, description="`metadata.nextCursor` of the previous page")
+    limit: int = Field(default=30, ge=1, description="Page size (capped at 100)")
+    search: str | SkipJsonSchema[None] = Field(default=None, max_length=200, description="Substring of name or description")
+    updated_since: datetime | SkipJsonSchema[None] = Field(default=None, description="RFC 3339 timestamp")
+    version: str | SkipJsonSchema[None] = Field(default=None, max_length=255, description="A version, or `latest`")
+
+
+class AllowedMcpServer(BaseModel):
+    serverUrl: str
+
+
+class McpAllowlist(BaseModel):
+    allowedMcpServers: list[AllowedMcpServer]
+
+
+# ---------------------------------------------------------------- the description table
+
+
+@dataclass(frozen=True)
+class Link:
+    """An OpenAPI link from an operation's success response to another operation (stateful clients)."""
+
+    operation: str
+    parameters: Mapping[str, str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    auth: Auth
+    response: type[BaseModel] | None = None
+    status: int = 200
+    description: str = ""
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    errors: tuple[type[ApiError], ...] = ()
+    # Other success statuses with the same body (sign-in answers 201 or 200).
+    also: Mapping[int, str] = field(default_factory=dict)
+    etag: bool = False
+    location: bool = False
+    if_match: bool = False
+    links: Mapping[str, Link] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    # Non-JSON success bodies: media type → schema.
+    content: Mapping[str, Mapping[str, Any]] | None = None
+    # A replacement for an error status's body and headers (health's 503 is a HealthReport).
+    override: Mapping[int, tuple[type[BaseModel], Mapping[str, Any]]] = field(default_factory=dict)
+    # An error body other than Error (the MCP Registry's own).
+    error_model: type[BaseModel] = Error
+    # For a catch-all route: the concrete path under the route prefix and method this entry documents.
+    path: str | None = None
+    method: str | None = None
+    path_parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    uses_database: bool | None = None
+
+
+def _registration_links(*names: str) -> dict[str, Link]:
+    targets = {
+        "get": ("get_registration", "Read the registration"),
+        "update": ("update_registration", "Edit the registration (with its ETag as If-Match)"),
+        "status": ("change_registration_status", "Approve or reject the registration"),
+        "delete": ("delete_registration", "Delete the registration"),
+    }
+    links = {}
+    for name in names:
+        operation, description = targets[name]
+        parameters = {"registration_id": "$response.body#/registration_id"}
+        if name == "update":
+            parameters["header.If-Match"] = "$response.header.ETag"
+        links[operation] = Link(operation, parameters, description)
+    return links
+
+
+_ID = {"registration_id": {"description": "The registration's id (a UUID; anything else is 404)"}}
+_SERVER_NAME = {
+    "serverName": {
+        "description": "Reverse-DNS server name `namespace/name`, its `/` sent as `%2F`",
+        "schema": {"type": "string", "minLength": 1},
+    }
+}
+
+OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
+    "health": Operation(
+        "Is the API up and its database answering?",
+        "public",
+        HealthReport,
+        description="Polled by monitors; answers within a short timeout even when the database hangs.",
+        errors=(DatabaseUnavailable,),
+        override={503: (HealthReport, {"Retry-After": "retry"})},
+        uses_database=False,
+        tags=("health",),
+    ),
+    "sign_in_user": Operation(
+        "Create or refresh the caller's user record from the token",
+        "user",
+        User,
+        status=201,
+        also={200: "The record existed"},
+        description="201 when this request created the record, 200 when it existed.",
+    ),
+    "get_current_user": Operation("The caller's user record", "user", User),
+    "get_user": Operation(
+        "Any user's record",
+        "user",
+        User,
+        errors=(NotFound,),
+        path_parameters={"user_id": {"description": "The user's id (a UUID)"}},
+    ),
+    "create_registration": Operation(
+        "Register an MCP endpoint (starts Pending)",
+        "user",
+        Registration,
+        status=201,
+        body=RegistrationCreate,
+        errors=(DuplicateEndpoint,),
+        etag=True,
+        location=True,
+        links=_registration_links("get", "update", "status", "delete"),
+        description="Two concurrent submissions of one URL: exactly one 201, the other 409.",
+    ),
+    "list_registrations": Operation(
+        "List registrations (newest first)", "user", RegistrationList, query=RegistrationListQuery
+    ),
+    "list_my_registrations": Operation(
+        "The caller's own registrations (newest first)", "user", RegistrationList, query=MyRegistrationsQuery
+    ),
+    "get_registration_by_url": Operation(
+        "Look a registration up by its exact endpoint URL",
+        "user",
+        Registration,
+        query=ByUrlQuery,
+        errors=(NotFound,),
+        etag=True,
+        description="The compliance check for CI pipelines.",
+    ),
+    "get_registration": Operation(
+        "One registration",
+        "user",
+        Registration,
+        errors=(NotFound,),
+        etag=True,
+        path_parameters=_ID,
+        links=_registration_links("update", "status"),
+    ),
+    "update_registration": Operation(
+        "Edit a registration's metadata",
+        "user",
+        Registration,
+        body=RegistrationUpdate,
+        errors=(NotFound, Forbidden, PreconditionFailed, DuplicateEndpoint),
+        etag=True,
+        if_match=True,
+        path_parameters=_ID,
+        links=_registration_links("get", "status", "delete"),
+        description="An admin, or the submitter while the registration is Pending; others get 403.",
+    ),
+    "change_registration_status": Operation(
+        "Approve or reject a Pending registration",
+        "admin",
+        Registration,
+        body=StatusChange,
+        errors=(NotFound, InvalidStateTransition),
+        etag=True,
+        path_parameters=_ID,
+        links=_registration_links("get", "delete"),
+        description="Only from Pending; concurrent decisions: exactly one wins, the rest get 409.",
+    ),
+    "delete_registration": Operation(
+        "Delete a registration (its audit trail stays)",
+        "admin",
+        None,
+        status=204,
+        errors=(NotFound,),
+        path_parameters=_ID,
+    ),
+    "list_audit_logs": Operation("The audit log (newest first)", "admin", AuditLogList, query=AuditLogQuery),
+    "mcp_registry_servers": (
+        Operation(
+            "MCP Registry: list the approved servers",
+            "public",
+            McpServerList,
+            path="v0.1/servers",
+            method="GET",
+            query=McpServersQuery,
+            errors=(InvalidQuery, NotFound),
+            error_model=McpRegistryError,
+            uses_database=True,
+            tags=("mcp-registry",),
+            description="The MCP Registry v0.1 format, for GitHub Copilot and VS Code (CORS `*`).",
+        ),
+        Operation(
+            "MCP Registry: a server's versions",
+            "public",
+            McpServerList,
+            path="v0.1/servers/{serverName}/versions",
+            method="GET",
+            errors=(NotFound,),
+            error_model=McpRegistryError,
+            uses_database=True,
+            path_parameters=_SERVER_NAME,
+            tags=("mcp-registry",),
+        ),
+        Operation(
+            "MCP Registry: a server's latest version",
+            "public",
+            McpServerResponse,
+            path="v0.1/servers/{serverName}/versions/latest",
+            method="GET",
+            errors=(NotFound,),
+            error_model=McpRegistryError,
+            uses_database=True,
+            path_parameters=_SERVER_NAME,
+            tags=("mcp-registry",),
+        ),
+        Operation(
+            "MCP Registry: one version of a server",
+            "public",
+            McpServerResponse,
+            path="v0.1/servers/{serverName}/versions/{version}",
+            method="GET",
+            errors=(NotFound,),
+            error_model=McpRegistryError,
+            uses_database=True,
+            path_parameters={**_SERVER_NAME, "version": {"schema": {"type": "string", "minLength": 1}}},
+            tags=("mcp-registry",),
+        ),
+        Operation(
+            "MCP Registry: CORS preflight",
+            "public",
+            None,
+            status=204,
+            path="v0.1/servers",
+            method="OPTIONS",
+            errors=(NotFound,),
+            error_model=McpRegistryError,
+            uses_database=False,
+            tags=("mcp-registry",),
+        ),
+    ),
+    "mcp_registry_allowlist": Operation(
+        "MCP Registry: approved URLs as Copilot's allowedMcpServers",
+        "admin",
+        McpAllowlist,
+        errors=(NotFound,),
+        tags=("mcp-registry",),
+    ),
+    "openapi_document": Operation(
+        "This OpenAPI 3.1 document",
+        "public",
+        None,
+        content={JSON: {"type": "object"}},
+        uses_database=False,
+        tags=("api-description",),
+    ),
+    "docs_page": Operation(
+        "The API docs page (Swagger UI)",
+        "public",
+        None,
+        content={"text/html": {"type": "string"}},
+        uses_database=False,
+        tags=("api-description",),
+    ),
+    "docs_asset": Operation(
+        "A static asset of the docs page",
+        "public",
+        None,
+        content={
+            "text/javascript": {"type": "string"},
+            "text/css": {"type": "string"},
+            "image/png": {"type": "string", "contentMediaType": "image/png"},
+            JSON: {},
+        },
+        errors=(NotFound,),
+        uses_database=False,
+        path_parameters={"asset": {"description": "File name of the asset", "schema": {"type": "string"}}},
+        tags=("api-description",),
+    ),
+}
+
+
+def described(name: str) -> tuple[Operation, ...]:
+    entry = OPERATIONS.get(name)
+    if entry is None:
+        return ()
+    return entry if isinstance(entry, tuple) else (entry,)
+
+
+# ---------------------------------------------------------------- route templates
+
+
+_PARAMETER = re.compile(r"\{([^{}]+)\}")
+_CONSTRAINT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "guid": {"type": "string", "format": "uuid"},
+    "int": {"type": "integer", "format": "int32"},
+    "long": {"type": "integer", "format": "int64"},
+    "bool": {"type": "boolean"},
+    "alpha": {"type": "string", "pattern": "^[A-Za-z]+$"},
+}
+
+
+@dataclass(frozen=True)
+class PathParameter:
+    name: str
+    schema: dict[str, Any]
+    catch_all: bool
+
+
+def route_prefix(host_json: Path = ROOT / "host.json") -> str:
+    try:
+        host = json.loads(host_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        host = {}
+    return str(host.get("extensions", {}).get("http", {}).get("routePrefix", "api")).strip("/")
+
+
+def openapi_path(prefix: str, route: str) -> tuple[str, list[PathParameter]]:
+    """`registrations/{registration_id:guid}` → (`/api/registrations/{registration_id}`, its parameters)."""
+    parameters: list[PathParameter] = []
+
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(1)
+        catch_all = text.startswith("*")
+        name, *constraints = text.lstrip("*").rstrip("?").split(":")
+        schema: dict[str, Any] = {"type": "string"}
+        for constraint in constraints:
+            schema = dict(_CONSTRAINT_SCHEMAS.get(constraint.split("(")[0].lower(), schema))
+        parameters.append(PathParameter(name, schema, catch_all))
+        return "{" + name + "}"
+
+    full = "/".join(part for part in (prefix.strip("/"), route.strip("/")) if part)
+    return "/" + _PARAMETER.sub(replace, full), parameters
+
+
+# ---------------------------------------------------------------- schemas
+
+
+def _accepts_null(schema: dict[str, Any]) -> bool:
+    if schema.get("type") == "null" or (isinstance(schema.get("type"), list) and "null" in schema["type"]):
+        return True
+    return any(_accepts_null(branch) for branch in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+def _strip_titles(schema: Any) -> Any:
+    """Drop pydantic's generated titles, and a `default: null` that the schema itself does not accept
+    (a field typed `X | SkipJsonSchema[None]`: absent means null, null is never sent)."""
+    if isinstance(schema, dict):
+        cleaned = {key: _strip_titles(value) for key, value in schema.items() if key != "title" or isinstance(value, dict)}
+        if "default" in cleaned and cleaned["default"] is None and "$ref" not in cleaned and not _accepts_null(cleaned):
+            del cleaned["default"]
+        return cleaned
+    if isinstance(schema, list):
+        return [_strip_titles(item) for item in schema]
+    return schema
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional query parameter's schema: absence is its null, so `null` is not a value to send."""
+    schema = {key: value for key, value in schema.items() if not (key == "default" and value is None)}
+    branches = schema.get("anyOf")
+    if isinstance(branches, list):
+        rest = [branch for branch in branches if branch != {"type": "null"}]
+        if len(rest) != len(branches):
+            others = {key: value for key, value in schema.items() if key != "anyOf"}
+            schema = {**others, **rest[0]} if len(rest) == 1 else {**others, "anyOf": rest}
+    return schema
+
+
+class _Schemas:
+    """Collects every model the document uses and renders them once, with shared components."""
+
+    def __init__(self) -> None:
+        self._wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
+        self.refs: dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]] = {}
+        self.components: dict[str, Any] = {}
+
+    def want(self, model: type[BaseModel], mode: JsonSchemaMode) -> None:
+        if (model, mode) not in self._wanted:
+            self._wanted.append((model, mode))
+
+    def render(self) -> None:
+        refs, definitions = models_json_schema(self._wanted, ref_template=REF_TEMPLATE)
+        self.refs = {(model, mode): dict(value) for (model, mode), value in refs.items() if issubclass(model, BaseModel)}
+        self.components = {name: _strip_titles(schema) for name, schema in definitions.get("$defs", {}).items()}
+
+    def ref(self, model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        return self.refs[(model, mode)]
+
+    def query_parameters(self, model: type[BaseModel]) -> list[dict[str, Any]]:
+        schema = model.model_json_schema(mode="validation", ref_template=REF_TEMPLATE)
+        for name, definition in schema.get("$defs", {}).items():
+            existing = self.components.setdefault(name, _strip_titles(definition))
+            if existing != _strip_titles(definition):
+                raise ValueError(f"query model {model.__name__} defines a different {name} schema")
+        required = set(schema.get("required", []))
+        parameters = []
+        for name, property_schema in schema.get("properties", {}).items():
+            cleaned = _without_null(_strip_titles(property_schema))
+            description = cleaned.pop("description", None)
+            parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": cleaned}
+            if description:
+                parameter["description"] = description
+            parameters.append(parameter)
+        return parameters
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _error_classes(operation: Operation, path_parameters: Sequence[PathParameter]) -> list[type[ApiError]]:
+    classes: list[type[ApiError]] = []
+    if operation.auth != "public":
+        classes.append(Unauthenticated)
+    if operation.auth == "admin":
+        classes.append(Forbidden)
+    if operation.body is not None:
+        classes += [InvalidJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
+    if operation.query is not None:
+        classes.append(InvalidQuery)
+    if any(parameter.schema.get("format") == "uuid" for parameter in path_parameters):
+        classes.append(NotFound)  # the host refuses a non-GUID; route_uuid refuses what slips through
+    classes += list(operation.errors)
+    uses_database = operation.uses_database if operation.uses_database is not None else operation.auth != "public"
+    if operation.auth != "public" or uses_database:
+        classes.append(DatabaseUnavailable)
+    classes.append(InternalError)
+    unique: list[type[ApiError]] = []
+    for cls in classes:
+        if cls not in unique:
+            unique.append(cls)
+    return unique
+
+
+_RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "etag": {
+        "description": "The registration's version; send it back as If-Match to edit safely",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "location": {"description": "URL of the created registration", "required": True, "schema": {"type": "string"}},
+    "auth": {
+        "description": 'Always `Bearer error="invalid_token"`',
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "retry": {"description": "Seconds to wait before retrying", "required": True, "schema": {"type": "integer", "minimum": 0}},
+}
+
+
+def _error_responses(
+    operation: Operation, classes: Iterable[type[ApiError]], schemas: _Schemas
+) -> dict[str, dict[str, Any]]:
+    by_status: dict[int, list[type[ApiError]]] = {}
+    for cls in classes:
+        by_status.setdefault(cls.status, []).append(cls)
+    responses: dict[str, dict[str, Any]] = {}
+    for status in sorted(by_status):
+        errors = by_status[status]
+        codes = sorted({cls.error_code for cls in errors})
+        description = "; ".join(f"{cls.error_code}: {cls.default_detail}" for cls in errors)
+        # An unexpected failure is always the API's own error body (the endpoint wrapper renders it).
+        error_model = Error if status == InternalError.status else operation.error_model
+        if status in operation.override:
+            model, header_keys = operation.override[status]
+            body_schema = schemas.ref(model, "serialization")
+            headers = {name: _RESPONSE_HEADERS[key] for name, key in header_keys.items()}
+        else:
+            body_schema = {
+                "allOf": [
+                    schemas.ref(error_model, "serialization"),
+                    {"properties": {"error_code": {"enum": codes}}},
+                ]
+            }
+            headers = {}
+            if status == Unauthenticated.status:
+                headers["WWW-Authenticate"] = _RESPONSE_HEADERS["auth"]
+            if status == DatabaseUnavailable.status:
+                headers["Retry-After"] = _RESPONSE_HEADERS["retry"]
+        response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": body_schema}}}
+        if headers:
+            response["headers"] = headers
+        responses[str(status)] = response
+    return responses
+
+
+# ---------------------------------------------------------------- operations
+
+
+def _success_responses(operation: Operation, schemas: _Schemas) -> dict[str, dict[str, Any]]:
+    headers: dict[str, Any] = {}
+    if operation.etag:
+        headers["ETag"] = _RESPONSE_HEADERS["etag"]
+    if operation.location:
+        headers["Location"] = _RESPONSE_HEADERS["location"]
+    content: dict[str, Any] | None = None
+    if operation.response is not None:
+        content = {JSON: {"schema": schemas.ref(operation.response, "serialization")}}
+    elif operation.content is not None:
+        content = {media_type: {"schema": dict(schema)} for media_type, schema in operation.content.items()}
+    responses: dict[str, dict[str, Any]] = {}
+    for status, description in {operation.status: operation.summary, **operation.also}.items():
+        response: dict[str, Any] = {"description": description}
+        if content is not None:
+            response["content"] = content
+        if headers:
+            response["headers"] = headers
+        if operation.links and status == operation.status:
+            response["links"] = {
+                name: {
+                    "operationId": link.operation,
+                    "parameters": dict(link.parameters),
+                    **({"description": link.description} if link.description else {}),
+                }
+                for name, link in operation.links.items()
+            }
+        responses[str(status)] = response
+    return responses
+
+
+def _first_segment(path: str) -> str:
+    segments = [segment for segment in path.split("/") if segment and "{" not in segment]
+    return segments[1] if len(segments) > 1 else (segments[0] if segments else "api")
+
+
+def _operation_object(
+    function: str,
+    operation: Operation,
+    operation_id: str,
+    operation_path: str,
+    path_parameters: Sequence[PathParameter],
+    schemas: _Schemas,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"operationId": operation_id, "summary": operation.summary}
+    if operation.description:
+        result["description"] = operation.description
+    result["tags"] = list(operation.tags) or [_first_segment(operation_path)]
+    result["x-function"] = function
+    result["x-auth"] = operation.auth
+    parameters: list[dict[str, Any]] = []
+    for parameter in path_parameters:
+        extra = dict(operation.path_parameters.get(parameter.name, {}))
+        schema = extra.pop("schema", parameter.schema)
+        parameters.append({"name": parameter.name, "in": "path", "required": True, "schema": schema, **extra})
+    if operation.query is not None:
+        parameters += schemas.query_parameters(operation.query)
+    if operation.if_match:
+        parameters.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "description": "The ETag this edit is based on; 412 when the registration changed since",
+                "schema": {"type": "string"},
+            }
+        )
+    if parameters:
+        result["parameters"] = parameters
+    if operation.body is not None:
+        result["requestBody"] = {
+            "required": True,
+            "content": {JSON: {"schema": schemas.ref(operation.body, "validation")}},
+        }
+    responses = _success_responses(operation, schemas)
+    responses.update(_error_responses(operation, _error_classes(operation, path_parameters), schemas))
+    result["responses"] = responses
+    if operation.auth == "public":
+        result["security"] = []
+    else:
+        result["security"] = [{BEARER: []}]
+        if operation.auth == "admin":
+            result["description"] = (result.get("description", "") + " Admin only (the admin app role).").strip()
+    return result
+
+
+def _undocumented_operation(function: str, method: str) -> dict[str, Any]:
+    return {
+        "operationId": function if method == "GET" else f"{function}_{method.lower()}",
+        "summary": f"{function} (not described in shared/openapi.py)",
+        "x-function": function,
+        "x-undocumented": True,
+        "responses": {"default": {"description": "Undescribed"}},
+    }
+
+
+def _all_models(app_routes: Sequence[HttpRoute]) -> _Schemas:
+    schemas = _Schemas()
+    for route in app_routes:
+        for operation in described(route.name):
+            if operation.body is not None:
+                schemas.want(operation.body, "validation")
+            if operation.response is not None:
+                schemas.want(operation.response, "serialization")
+            for model, _ in operation.override.values():
+                schemas.want(model, "serialization")
+            schemas.want(operation.error_model, "serialization")
+    schemas.want(Error, "serialization")
+    schemas.render()
+    return schemas
+
+
+def build_document(app: func.FunctionApp, *, prefix: str | None = None) -> dict[str, Any]:
+    prefix = route_prefix() if prefix is None else prefix
+    routes = http_routes(app)
+    schemas = _all_models(routes)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        operations = described(route.name)
+        route_path, route_parameters = openapi_path(prefix, route.route)
+        if not operations:
+            for method in sorted(route.methods or {"GET"}):
+                paths.setdefault(route_path, {})[method.lower()] = _undocumented_operation(route.name, method)
+            continue
+        for operation in operations:
+            if operation.path is not None:
+                path, parameters = openapi_path(prefix, operation.path)
+            else:
+                path, parameters = route_path, route_parameters
+            methods = [operation.method] if operation.method else sorted(route.methods or {"GET"})
+            for method in methods:
+                if len(operations) == 1 and len(methods) == 1:
+                    operation_id = route.name
+                else:
+                    operation_id = _operation_id(route.name, method, path, prefix)
+                paths.setdefault(path, {})[method.lower()] = _operation_object(
+                    route.name, operation, operation_id, path, parameters, schemas
+                )
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": API_TITLE,
+            "version": API_VERSION,
+            "description": (
+                "The organisation's catalogue of MCP server endpoints. Sign in with Microsoft Entra ID and send "
+                "the access token as `Authorization: Bearer <token>`. Every error has one shape (`Error`)."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(schemas.components.items())),
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A Microsoft Entra ID access token for this API (v1.0 or v2.0)",
+                }
+            },
+        },
+    }
+
+
+def _operation_id(function: str, method: str, path: str, prefix: str) -> str:
+    relative = path.removeprefix("/" + prefix).strip("/")
+    words = re.sub(r"[^A-Za-z0-9]+", "_", relative.replace("{", "by_").replace("}", "")).strip("_")
+    return f"{function}__{method.lower()}_{words}"
+
+
+def undocumented_functions(app: func.FunctionApp) -> list[str]:
+    return [route.name for route in http_routes(app) if not described(route.name)]
+
+
+# ---------------------------------------------------------------- the endpoints' responses
+
+_lock = threading.Lock()
+_documents: weakref.WeakKeyDictionary[func.FunctionApp, bytes] = weakref.WeakKeyDictionary()
+
+
+def document_bytes(app: func.FunctionApp) -> bytes:
+    """The document as served, built once per app object."""
+    with _lock:
+        cached = _documents.get(app)
+        if cached is None:
+            cached = json.dumps(build_document(app), separators=(",", ":")).encode("utf-8")
+            _documents[app] = cached
+        return cached
+
+
+def document_response(app: func.FunctionApp) -> func.HttpResponse:
+    return func.HttpResponse(
+        body=document_bytes(app),
+        status_code=200,
+        mimetype=JSON,
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# ---------------------------------------------------------------- the docs page (Swagger UI, served locally)
+
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
+_ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".map": JSON}
+INITIALIZER = "initializer.js"
+
+_assets: dict[str, Path] | None = None
+
+
+def swagger_ui_dir() -> Path:
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+    return Path(str(swagger_ui_path))
+
+
+def docs_assets() -> dict[str, Path]:
+    """File name → file, from the package's directory listing (a request never builds a path)."""
+    global _assets
+    if _assets is None:
+        directory = swagger_ui_dir()
+        _assets = {
+            entry.name: entry
+            for entry in directory.iterdir()
+            if entry.is_file() and entry.suffix in _ASSET_TYPES and _ASSET_NAME.fullmatch(entry.name)
+        }
+    return _assets
+
+
+def _docs_base(prefix: str) -> str:
+    return f"/{prefix}/docs" if prefix else "/docs"
+
+
+def docs_page_html(prefix: str | None = None) -> str:
+    prefix = route_prefix() if prefix is None else prefix
+    base = _docs_base(prefix)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{API_TITLE}</title>
+  <link rel="stylesheet" href="{base}/swagger-ui.css">
+  <link rel="icon" type="image/png" href="{base}/favicon-32x32.png">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{base}/swagger-ui-bundle.js"></script>
+  <script src="{base}/{INITIALIZER}"></script>
+</body>
+</html>
+"""
+
+
+def initializer_js(prefix: str | None = None) -> str:
+    prefix = route_prefix() if prefix is None else prefix
+    document_url = f"/{prefix}/openapi.json" if prefix else "/openapi.json"
+    return (
+        "window.ui = SwaggerUIBundle({\n"
+        f"  url: {json.dumps(document_url)},\n"
+        '  dom_id: "#swagger-ui",\n'
+        "  deepLinking: true,\n"
+        "  validatorUrl: null,\n"
+        "  persistAuthorization: false,\n"
+        "  presets: [SwaggerUIBundle.presets.apis],\n"
+        '  layout: "BaseLayout"\n'
+        "});\n"
+    )
+
+
+_DOCS_HEADERS = {"Content-Security-Policy": DOCS_CSP, "X-Content-Type-Options": "nosniff"}
+
+
+def docs_page_response() -> func.HttpResponse:
+    return func.HttpResponse(
+        body=docs_page_html(),
+        status_code=200,
+        mimetype="text/html",
+        charset="utf-8",
+        headers={**_DOCS_HEADERS, "Cache-Control": "no-cache"},
+    )
+
+
+def docs_asset_response(name: str) -> func.HttpResponse:
+    if name == INITIALIZER:
+        body = initializer_js().encode("utf-8")
+        media_type = "text/javascript"
+    else:
+        asset = docs_assets().get(name)
+        if asset is None:
+            raise NotFound("No such docs asset")
+        body = asset.read_bytes()
+        media_type = _ASSET_TYPES.get(asset.suffix) or mimetypes.guess_type(asset.name)[0] or "application/octet-stream"
+    charset = None if media_type.startswith("image/") else "utf-8"
+    return func.HttpResponse(
+        body=body,
+        status_code=200,
+        mimetype=media_type,
+        charset=charset,
+        headers={**_DOCS_HEADERS, "Cache-Control": "public, max-age=3600"},
+    )
