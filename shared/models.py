@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -24,6 +25,7 @@ Decision = Literal["Approved", "Rejected"]
 AuditAction = Literal["Created", "Approved", "Rejected", "Updated", "Deleted"]
 
 MAX_URL_LENGTH = 2048
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # PostgreSQL OFFSET is a bigint; anything near it is a client error, not a reason for a 500.
 MAX_OFFSET = 2_147_483_647
 
@@ -268,18 +270,30 @@ class AuditLogQuery(_Query):
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
+    @field_validator("to", mode="before")
+    @classmethod
+    def _date_to_end_of_day(cls, value: Any) -> Any:
+        # Bounds are inclusive: `to=2025-11-11` (a date alone) includes that whole day.
+        if isinstance(value, str) and _DATE_ONLY.fullmatch(value.strip()):
+            try:
+                return datetime.combine(date.fromisoformat(value.strip()), time.max)
+            except ValueError:
+                raise ValueError("is not a valid date") from None
+        return value
+
     @field_validator("from_", "to")
     @classmethod
     def _with_offset(cls, value: datetime | None) -> datetime | None:
         # A date without an offset is read as UTC, the API's timezone.
         if value is not None and value.tzinfo is None:
-            from datetime import UTC
-
             return value.replace(tzinfo=UTC)
         return value
 
-    @model_validator(mode="after")
-    def _ordered_range(self) -> AuditLogQuery:
-        if self.from_ is not None and self.to is not None and self.to < self.from_:
+    @field_validator("to")
+    @classmethod
+    def _not_before_from(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        # A field validator (not a model one) so that the error names `to`; `from` is validated first.
+        start = info.data.get("from_")
+        if value is not None and start is not None and value < start:
             raise ValueError("`to` must not be before `from`")
-        return self
+        return value

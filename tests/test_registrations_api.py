@@ -48,7 +48,6 @@ REGISTRATION_FIELDS = {
     "created_at",
     "updated_at",
 }
-CONTRACT_FIELDS_WITHOUT_MCP = REGISTRATION_FIELDS - {"server_name", "version", "transport"}
 
 
 # ---------------------------------------------------------------- POST /api/registrations
@@ -65,8 +64,7 @@ async def test_create_returns_201_with_location_etag_and_a_pending_registration_
 
     assert response.status_code == 201, response.text
     created = response.json()
-    assert CONTRACT_FIELDS_WITHOUT_MCP <= set(created)
-    assert "row_version" not in created
+    assert set(created) == REGISTRATION_FIELDS
     assert response.headers["Location"].endswith(f"/api/registrations/{created['registration_id']}")
     assert response.headers["ETag"].startswith('"')
     assert created["status"] == "Pending"
