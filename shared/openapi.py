@@ -713,14 +713,20 @@ def _operation_object(
     return result
 
 
-def _undocumented_operation(function: str, method: str) -> dict[str, Any]:
-    return {
-        "operationId": function if method == "GET" else f"{function}_{method.lower()}",
+def _undocumented_operation(function: str, method: str, path_parameters: Sequence[PathParameter]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": f"{function}__{method.lower()}",
         "summary": f"{function} (not described in shared/openapi.py)",
         "x-function": function,
         "x-undocumented": True,
         "responses": {"default": {"description": "Undescribed"}},
     }
+    if path_parameters:
+        operation["parameters"] = [
+            {"name": parameter.name, "in": "path", "required": True, "schema": parameter.schema}
+            for parameter in path_parameters
+        ]
+    return operation
 
 
 def _all_models(app_routes: Sequence[HttpRoute]) -> _Schemas:
@@ -749,7 +755,7 @@ def build_document(app: func.FunctionApp, *, prefix: str | None = None) -> dict[
         route_path, route_parameters = openapi_path(prefix, route.route)
         if not operations:
             for method in sorted(route.methods or {"GET"}):
-                paths.setdefault(route_path, {})[method.lower()] = _undocumented_operation(route.name, method)
+                paths.setdefault(route_path, {})[method.lower()] = _undocumented_operation(route.name, method, route_parameters)
             continue
         for operation in operations:
             if operation.path is not None:
