@@ -50,6 +50,11 @@ param entraAdminGroupId string = ''
 @description('Serve the anonymous MCP Registry v0.1 routes (GitHub Copilot / VS Code). When false, corsAllowedOrigins may be narrowed to the frontend origins.')
 param mcpRegistryEnabled bool = true
 
+@description('Reverse-DNS namespace of derived MCP server names (<namespace>/<slug>), e.g. com.contoso.mcp. Names are frozen once approved, so choose it before the first approval.')
+@minLength(1)
+@maxLength(100)
+param mcpServerNamespace string = 'com.example.mcp'
+
 @description('Platform CORS origins. Default [\'*\'] (bearer-token API, credentials never allowed): serves the SPA and the MCP Registry clients. Narrow to the frontend origins only when mcpRegistryEnabled is false.')
 param corsAllowedOrigins array = [
   '*'
@@ -263,6 +268,7 @@ module functionApp 'modules/functionapp.bicep' = {
     entraAdminRole: entraAdminRole
     entraAdminGroupId: entraAdminGroupId
     mcpRegistryEnabled: mcpRegistryEnabled
+    mcpServerNamespace: mcpServerNamespace
     postgresHost: postgres.outputs.fqdn
     postgresPort: postgres.outputs.port
     postgresDatabaseName: postgres.outputs.databaseName
@@ -294,3 +300,6 @@ output POSTGRES_HOST string = postgres.outputs.fqdn
 output POSTGRES_DATABASE string = postgres.outputs.databaseName
 output POSTGRES_ADMIN_NAME string = postgres.outputs.adminPrincipalName
 output POSTGRES_PGBOUNCER_ENABLED bool = pgBouncerEnabled
+
+@description('Namespace of derived MCP server names; the post-provision migration backfills with it.')
+output MCP_SERVER_NAMESPACE string = mcpServerNamespace

@@ -88,8 +88,6 @@ SET_FOR_OTHERS = {
     "AzureWebJobsStorage__blobServiceUri": "host",
     # The host and the worker's Azure Monitor exporter: Entra-authenticated ingestion.
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "host + worker",
-    # Switch for the anonymous MCP Registry routes (read by those routes once they exist).
-    "MCP_REGISTRY_ENABLED": "MCP Registry routes",
 }
 
 # max_connections by SKU (learn-pg concepts-limits); 15 are reserved for Azure.
@@ -851,9 +849,9 @@ def test_easyauth_excludes_the_anonymous_routes() -> None:
     # Excluded paths are request paths: they carry host.json's route prefix.
     prefix = "/" + route_prefix().strip("/")
     assert all(p.startswith(prefix + "/") for p in excluded)
-    # Without the registry routes only health and the OpenAPI document stay anonymous.
+    # Without the registry routes only health and the API description (document and docs page) stay anonymous.
     narrowed = resolve(FUNCTION_APP, auth_settings()["globalValidation"]["excludedPaths"], mcpRegistryEnabled=False)
-    assert sorted(narrowed) == ["/api/health", "/api/openapi.json"]
+    assert sorted(narrowed) == ["/api/docs", "/api/docs/*", "/api/health", "/api/openapi.json"]
 
 
 def test_every_public_route_of_the_app_is_excluded_from_easyauth() -> None:

@@ -58,6 +58,8 @@ PGPASSWORD="$(az account get-access-token --resource-type oss-rdbms --query acce
 export PGPASSWORD
 admin_user="$("${py[@]}" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$POSTGRES_ADMIN_NAME")"
 export DATABASE_AUTH=password
+# Backfills derive MCP server names in this namespace (sql/0002).
+export MCP_SERVER_NAMESPACE="${MCP_SERVER_NAMESPACE:-com.example.mcp}"
 export DB_SSL="${DB_SSL:-verify-full}"
 export DATABASE_URL="postgresql://${admin_user}@${POSTGRES_HOST}:5432/${POSTGRES_DATABASE}"
 

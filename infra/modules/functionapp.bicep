@@ -84,6 +84,9 @@ param entraAdminGroupId string
 @description('Serve the anonymous MCP Registry v0.1 routes (and exclude them from EasyAuth).')
 param mcpRegistryEnabled bool
 
+@description('Reverse-DNS namespace of derived MCP server names.')
+param mcpServerNamespace string
+
 @description('PostgreSQL server FQDN.')
 param postgresHost string
 
@@ -111,6 +114,8 @@ param virtualNetworkSubnetId string = ''
 var publicPaths = [
   '/api/health'
   '/api/openapi.json'
+  '/api/docs'
+  '/api/docs/*'
 ]
 
 // Anonymous MCP Registry routes read by GitHub Copilot / VS Code.
@@ -320,6 +325,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     ENTRA_ADMIN_ROLE: entraAdminRole
     ENTRA_ADMIN_GROUP_ID: entraAdminGroupId
     MCP_REGISTRY_ENABLED: mcpRegistryEnabled ? 'true' : 'false'
+    MCP_SERVER_NAMESPACE: mcpServerNamespace
   }
 }
 
