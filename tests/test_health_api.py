@@ -3,8 +3,10 @@ hang) while it does not, and back to 200 when it returns."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.embedded_db import server_dsn, start_embedded_server
+from shared.embedded_db import ROOT, server_dsn, start_embedded_server
 from tests.support.host import LocalHostProcess
 
 ACQUIRE_TIMEOUT_S = 2.0
@@ -82,10 +84,20 @@ def test_health_is_503_not_a_hang_when_the_database_never_answers(
         _assert_unhealthy(*_timed_get(client, "/api/health"))
 
 
+@pytest.fixture
+def cluster_dir() -> Iterator[Path]:
+    """A throwaway cluster folder under .local/ (not pytest's tmp dir: the server runs as another user
+    and needs the folder's parents to stay traversable, which any concurrent pytest session resets)."""
+    path = ROOT / ".local" / "test-clusters" / uuid.uuid4().hex[:12]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def test_health_follows_a_database_that_stops_and_starts_again(
-    start_host: Callable[..., LocalHostProcess], tmp_path: Path
+    start_host: Callable[..., LocalHostProcess], cluster_dir: Path
 ) -> None:
-    data_dir = tmp_path / "pgdata"
+    data_dir = cluster_dir
     server = start_embedded_server(data_dir)
     try:
         dsn = server_dsn(server)
