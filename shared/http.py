@@ -20,6 +20,7 @@ import azure.functions as func
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from shared import telemetry
 from shared.db import as_api_error
 from shared.errors import (
     ApiError,
@@ -31,7 +32,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from shared.logs import request_fields
+from shared.logs import bind_request_fields, request_fields
 
 logger = logging.getLogger("mcp_registry.http")
 access_logger = logging.getLogger("mcp_registry.access")
@@ -178,11 +179,22 @@ def _invocation_id(context: func.Context | None) -> str:
     return str(invocation_id) if invocation_id else str(uuid.uuid4())
 
 
-def _trace_id(req: func.HttpRequest) -> str | None:
-    traceparent = req.headers.get("traceparent", "")
-    parts = traceparent.split("-")
-    if len(parts) == 4 and len(parts[1]) == 32:
-        return str(parts[1])
+def _trace_headers(req: func.HttpRequest, context: func.Context | None) -> tuple[str, str]:
+    """The invocation's W3C trace context: the worker's (the host's span on Azure), else the request's."""
+    trace_context = getattr(context, "trace_context", None)
+    traceparent = getattr(trace_context, "trace_parent", "") or req.headers.get("traceparent", "")
+    tracestate = getattr(trace_context, "trace_state", "") or req.headers.get("tracestate", "")
+    return str(traceparent), str(tracestate)
+
+
+def _trace_id(traceparent: str) -> str | None:
+    parts = traceparent.strip().split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+        try:
+            int(parts[1], 16)
+        except ValueError:
+            return None
+        return parts[1].lower()
     return None
 
 
@@ -196,12 +208,16 @@ def _route_of(req: func.HttpRequest) -> str:
 def _response_for(exc: BaseException, invocation_id: str) -> func.HttpResponse:
     error = as_api_error(exc)
     if error is None:
-        logger.exception("unhandled error", extra={"invocation_id": invocation_id})
+        # The one record of an unexpected error: its stack, under the invocation id the 500 body repeats.
+        logger.exception("unhandled error: %s", type(exc).__name__)
+        telemetry.record_exception(exc)
         error = InternalError(extra={"invocation_id": invocation_id})
     elif error.status >= 500:
-        logger.warning(
-            "request failed: %s (%s)", error.error_code, type(exc).__name__, extra={"invocation_id": invocation_id}
-        )
+        # Expected outages (database down, pool exhausted): one line with the cause, no stack.
+        cause = exc.__cause__ if isinstance(exc, ApiError) and exc.__cause__ is not None else exc
+        reason = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        logger.warning("request failed: %s (%s)", error.error_code, reason)
+    bind_request_fields(error_code=error.error_code)
     return error_response(error)
 
 
@@ -223,31 +239,48 @@ def endpoint(handler: Handler) -> Trigger:
     async def trigger(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
         started = time.perf_counter()
         invocation_id = _invocation_id(context)
-        fields: dict[str, Any] = {
-            "invocation_id": invocation_id,
-            "function": getattr(context, "function_name", None) or handler.__name__,
-            "method": req.method,
-            "route": _route_of(req),
-        }
-        trace_id = _trace_id(req)
-        if trace_id:
-            fields["trace_id"] = trace_id
-        token = request_fields.set(fields)
-        try:
+        function_name = getattr(context, "function_name", None) or handler.__name__
+        route = _route_of(req)
+        traceparent, tracestate = _trace_headers(req, context)
+        with telemetry.request_span(
+            f"{req.method} {function_name}",
+            traceparent=traceparent,
+            tracestate=tracestate,
+            attributes={
+                "http.request.method": req.method or "",
+                "url.path": route,
+                "faas.invocation_id": invocation_id,
+            },
+        ) as span:
+            fields: dict[str, Any] = {
+                "invocation_id": invocation_id,
+                "function": function_name,
+                "method": req.method,
+                "route": route,
+            }
+            trace_id = telemetry.current_trace_id() or _trace_id(traceparent)
+            if trace_id:
+                fields["trace_id"] = trace_id
+            token = request_fields.set(fields)
             try:
-                response = await handler(req)
-            except Exception as exc:
-                response = _response_for(exc, invocation_id)
-            access_logger.info(
-                "%s %s %s",
-                req.method,
-                fields["route"],
-                response.status_code,
-                extra={"status": response.status_code, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
-            )
-            return response
-        finally:
-            request_fields.reset(token)
+                try:
+                    response = await handler(req)
+                except Exception as exc:
+                    response = _response_for(exc, invocation_id)
+                telemetry.end_request_span(span, response.status_code)
+                access_logger.info(
+                    "%s %s %s",
+                    req.method,
+                    route,
+                    response.status_code,
+                    extra={
+                        "status": response.status_code,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+                return response
+            finally:
+                request_fields.reset(token)
 
     trigger.__signature__ = _worker_signature()  # type: ignore[attr-defined]
     return trigger

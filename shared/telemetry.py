@@ -1,0 +1,163 @@
+"""Azure Monitor OpenTelemetry: configured at most once per worker process, and not even imported when off.
+
+`configure_telemetry()` (called by function_app at import) picks one mode for the process:
+
+- "off" — APPLICATIONINSIGHTS_CONNECTION_STRING is not set. Nothing from `azure.monitor.opentelemetry` or
+  `opentelemetry` is imported (≈0.3 s of cold start otherwise); every helper below is a no-op.
+- "worker" — PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true (the Azure setup, with host.json
+  `telemetryMode: OpenTelemetry`): the Functions Python worker has already called configure_azure_monitor()
+  at worker init, and before each invocation it attaches the invocation's trace context (the host's
+  traceparent) as the current OpenTelemetry context. Configuring again would be refused for traces and
+  would add a second log handler (every log sent twice), so we don't. We only instrument asyncpg, whose
+  spans (PostgreSQL dependencies) and our log records then join the invocation's trace through that
+  context; the host records the request itself.
+- "app" — the connection string is set and no worker configures it (the local host): we configure Azure
+  Monitor once (requests, dependencies, exceptions, logs), instrument asyncpg, and `request_span` opens a
+  server span per request that continues the caller's W3C traceparent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from shared.logs import attach_filter_to_root_handlers, worker_handlers
+from shared.settings import AppSettings, SettingsError, running_on_azure
+
+TelemetryMode = Literal["off", "worker", "app"]
+
+logger = logging.getLogger("mcp_registry.telemetry")
+
+_lock = threading.Lock()
+_mode: TelemetryMode | None = None
+_own_request_spans = False
+
+SERVICE_NAME = "mcp-registry-api"
+TRACER_NAME = "mcp_registry"
+
+
+def telemetry_mode() -> TelemetryMode:
+    return _mode or "off"
+
+
+def _settings(env: Mapping[str, str]) -> AppSettings | None:
+    try:
+        return AppSettings.from_env(env)
+    except SettingsError as exc:
+        logger.warning("telemetry not configured: %s", exc)
+        return None
+
+
+def configure_telemetry(env: Mapping[str, str] | None = None) -> TelemetryMode:
+    """Set up telemetry for this process once; later calls return the mode chosen the first time."""
+    global _mode, _own_request_spans
+    with _lock:
+        if _mode is not None:
+            return _mode
+        settings = _settings(os.environ if env is None else env)
+        if settings is None or not settings.appinsights_connection_string:
+            _mode = "off"
+            return _mode
+        if settings.worker_configures_telemetry:
+            _mode = "worker"
+        else:
+            _configure_azure_monitor(settings.appinsights_connection_string)
+            _mode = "app"
+            # Under a worker (Core Tools without the worker setting) the host records requests already.
+            _own_request_spans = not worker_handlers()
+        _instrument_asyncpg()
+        # The Azure Monitor log handler gets our context/redaction filter too.
+        attach_filter_to_root_handlers()
+        logger.info("telemetry configured", extra={"telemetry_mode": _mode})
+        return _mode
+
+
+def _configure_azure_monitor(connection_string: str) -> None:
+    # Resource detectors: off Azure the default VM detector probes the instance metadata endpoint; use
+    # the environment-only detector there and the Functions one on Azure (as the worker does).
+    os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions" if running_on_azure() else "otel")
+    if not running_on_azure():
+        os.environ.setdefault("OTEL_SERVICE_NAME", SERVICE_NAME)
+    import azure.monitor.opentelemetry as distro
+
+    # Looked up on the module at call time (a test counts the calls).
+    distro.configure_azure_monitor(connection_string=connection_string)
+
+
+def _instrument_asyncpg() -> None:
+    try:
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+        instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]  # SQL text only, no parameters
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+    except Exception as exc:  # telemetry must never stop the app
+        logger.warning("asyncpg instrumentation unavailable (%s)", type(exc).__name__)
+
+
+def _otel_loaded() -> bool:
+    # Never import OpenTelemetry from here: only use it when the process already has it.
+    return "opentelemetry.trace" in sys.modules
+
+
+def current_trace_id() -> str | None:
+    """The current OpenTelemetry trace id (32 hex digits), when telemetry is on and a trace is active."""
+    if not _otel_loaded():
+        return None
+    from opentelemetry import trace
+
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return format(span_context.trace_id, "032x")
+
+
+@contextmanager
+def request_span(
+    name: str, *, traceparent: str | None, tracestate: str | None, attributes: Mapping[str, Any]
+) -> Iterator[Any]:
+    """A server span for one request in "app" mode (continuing `traceparent`); otherwise yields None."""
+    if not (_own_request_spans and _otel_loaded()):
+        yield None
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier = {"traceparent": traceparent or "", "tracestate": tracestate or ""}
+    parent = TraceContextTextMapPropagator().extract(carrier) if traceparent else None
+    tracer = trace.get_tracer(TRACER_NAME)
+    with tracer.start_as_current_span(
+        name,
+        context=parent,
+        kind=trace.SpanKind.SERVER,
+        attributes=dict(attributes),
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield span
+
+
+def end_request_span(span: Any, status: int) -> None:
+    if span is None:
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+
+
+def record_exception(exc: BaseException) -> None:
+    """Attach an unexpected exception to the current span (no-op without telemetry)."""
+    if not _otel_loaded():
+        return
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.record_exception(exc)

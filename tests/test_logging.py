@@ -1,0 +1,425 @@
+"""Structured logs over real HTTP: one JSON object per line, one access line per request with the request's
+fields, LOG_LEVEL honoured, an unexpected error logged once under the invocation id its 500 repeats, and no
+token or secret anywhere in a whole run's log output (redaction filter as defence in depth, unit-checked too)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from shared.logs import REDACTED, RequestContextFilter, json_formatter, redact, request_fields
+from tests.conftest import bearer, create_migrated_database, drop_database
+from tests.support.host import LocalHostProcess
+from tests.support.issuer import TENANT_ID, TestIssuer
+
+HostFactory = Callable[..., LocalHostProcess]
+
+REQUIRED_FIELDS = {"timestamp", "level", "logger", "message"}
+REQUEST_FIELDS = {"invocation_id", "function", "method", "route", "status", "duration_ms"}
+# What the local host prints to its console before it serves (not log records).
+CONSOLE_PREFIXES = ("migrations:", "database:")
+
+
+def traceparent() -> tuple[str, str]:
+    trace_id = secrets.token_hex(16)
+    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def log_records(host: LocalHostProcess) -> list[dict[str, Any]]:
+    """Every log line of the host as a JSON object (fails on any line that is not one)."""
+    records = []
+    for line in host.logs().splitlines():
+        if not line.strip() or line.startswith(CONSOLE_PREFIXES):
+            continue
+        record = json.loads(line)
+        assert isinstance(record, dict), line
+        assert REQUIRED_FIELDS <= record.keys(), line
+        records.append(record)
+    return records
+
+
+def access_lines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [record for record in records if record["logger"] == "mcp_registry.access"]
+
+
+async def wait_for_lines(
+    host: LocalHostProcess, predicate: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    # The host writes the line before it sends the response, but give the file a moment to be flushed.
+    deadline = time.monotonic() + 10
+    while True:
+        records = log_records(host)
+        if predicate(records) or time.monotonic() > deadline:
+            return records
+        await asyncio.sleep(0.05)
+
+
+def registration_body() -> dict[str, Any]:
+    return {
+        "endpoint_url": f"https://logs-{uuid.uuid4().hex}.example.com/mcp",
+        "endpoint_name": "Log test tools",
+        "description": "Registered by the logging tests",
+        "owner_contact": "logs@example.com",
+        "available_tools": [{"name": "tool", "description": "A tool", "version": "1.0"}],
+    }
+
+
+# ---------------------------------------------------------------- redaction, in-process
+
+
+SECRET_SAMPLES = [
+    ("Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiIxIn0.c2lnbmF0dXJlLXBhcnQ", "c2lnbmF0dXJlLXBhcnQ"),
+    ("{'authorization': 'Bearer abcdefghijklmnopqrstuvwxyz'}", "abcdefghijklmnopqrstuvwxyz"),
+    ("dsn postgresql://app:Sup3r-Secret@db.example.com:5432/registry", "Sup3r-Secret"),
+    ("host=db user=app password=Sup3r-Secret dbname=registry", "Sup3r-Secret"),
+    ('{"password": "Sup3r-Secret"}', "Sup3r-Secret"),
+    ("x-ms-client-principal: eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119", "eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119"),
+    ("a bare principal blob eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119 in text", "eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119"),
+    ("token eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiIxIn0.c2lnbmF0dXJlLXBhcnQ alone", "eyJvaWQiOiIxIn0"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret"), SECRET_SAMPLES)
+def test_redaction_removes_credentials(text: str, secret: str) -> None:
+    redacted = redact(text)
+    assert secret not in redacted
+    assert REDACTED in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET /api/registrations 200",
+        "password authentication failed for user \"app\"",
+        "request failed: DATABASE_UNAVAILABLE (ConnectionRefusedError: [Errno 111] Connect call failed)",
+        "postgresql://app@db.example.com:5432/registry",
+    ],
+)
+def test_redaction_leaves_ordinary_text_alone(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_the_filter_redacts_arguments_fields_and_exception_text_and_adds_request_fields() -> None:
+    record_logger = logging.getLogger("mcp_registry.test_logging")
+    token = request_fields.set({"invocation_id": "inv-1", "route": "/api/x"})
+    try:
+        try:
+            raise ValueError("password=Sup3r-Secret")
+        except ValueError:
+            record = record_logger.makeRecord(
+                record_logger.name,
+                logging.ERROR,
+                __file__,
+                1,
+                "failed for %s",
+                ("Bearer abcdefghijklmnopqrstuvwxyz",),
+                exc_info=__import__("sys").exc_info(),
+                extra={"dsn": "postgresql://app:Sup3r-Secret@db/registry"},
+            )
+        assert RequestContextFilter().filter(record)
+    finally:
+        request_fields.reset(token)
+    line = json_formatter().format(record)
+    assert "Sup3r-Secret" not in line and "abcdefghijklmnopqrstuvwxyz" not in line
+    parsed = json.loads(line)
+    assert parsed["invocation_id"] == "inv-1" and parsed["route"] == "/api/x"
+    assert parsed["level"] == "ERROR" and parsed["logger"] == "mcp_registry.test_logging"
+    assert "ValueError" in parsed["exc_info"]
+
+
+# ---------------------------------------------------------------- over real HTTP
+
+
+@pytest.fixture
+def info_host(start_host: HostFactory) -> LocalHostProcess:
+    return start_host(LOG_LEVEL="INFO")
+
+
+async def test_each_request_writes_exactly_one_structured_access_line(
+    info_host: LocalHostProcess, user_token: Callable[..., str]
+) -> None:
+    oid = str(uuid.uuid4())
+    token = user_token(oid=oid)
+    missing = str(uuid.uuid4())
+    calls = [
+        ("GET", "/api/health", None, 200, None),
+        ("POST", "/api/users", token, 201, oid),
+        ("GET", "/api/users/me", token, 200, oid),
+        ("GET", f"/api/registrations/{missing}", token, 404, oid),
+        ("GET", "/api/users/me", None, 401, None),
+    ]
+    trace_ids = []
+    async with httpx.AsyncClient(base_url=info_host.base_url, timeout=30) as client:
+        for method, path, bearer_token, status, _ in calls:
+            trace_id, header = traceparent()
+            trace_ids.append(trace_id)
+            headers = {"traceparent": header, **(bearer(bearer_token) if bearer_token else {})}
+            response = await client.request(method, path, headers=headers)
+            assert response.status_code == status, response.text
+
+    records = await wait_for_lines(info_host, lambda rs: len(access_lines(rs)) >= len(calls))
+    lines = access_lines(records)
+    assert len(lines) == len(calls)
+    invocation_ids = set()
+    for (method, path, _, status, oid_expected), trace_id in zip(calls, trace_ids, strict=True):
+        matching = [line for line in lines if line.get("trace_id") == trace_id]
+        assert len(matching) == 1, matching
+        line = matching[0]
+        assert REQUEST_FIELDS <= line.keys(), line
+        assert (line["method"], line["route"], line["status"], line["level"]) == (method, path, status, "INFO")
+        assert isinstance(line["duration_ms"], (int, float)) and line["duration_ms"] >= 0
+        uuid.UUID(line["invocation_id"])
+        invocation_ids.add(line["invocation_id"])
+        assert line["function"]
+        if oid_expected:
+            assert line["user_oid"] == oid_expected
+        else:
+            assert "user_oid" not in line
+    assert len(invocation_ids) == len(calls)
+    # Records logged while serving a request carry its fields (the 401's "token rejected" line here).
+    rejected = [r for r in records if r["message"].startswith("token rejected")]
+    assert rejected and all(r.get("trace_id") == trace_ids[-1] and r["route"] == "/api/users/me" for r in rejected)
+
+
+async def test_a_request_without_traceparent_has_no_trace_id(info_host: LocalHostProcess) -> None:
+    async with httpx.AsyncClient(base_url=info_host.base_url, timeout=30) as client:
+        for bad in (None, "not-a-traceparent", "00-" + "0" * 32 + "-" + "1" * 16 + "-01"):
+            response = await client.get("/api/health", headers={"traceparent": bad} if bad else {})
+            assert response.status_code == 200
+    lines = access_lines(await wait_for_lines(info_host, lambda rs: len(access_lines(rs)) >= 3))
+    assert len(lines) == 3
+    assert all("trace_id" not in line for line in lines)
+
+
+async def test_log_level_warning_drops_info_lines(start_host: HostFactory) -> None:
+    host = start_host(LOG_LEVEL="warning")
+    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+        for _ in range(3):
+            assert (await client.get("/api/health")).status_code == 200
+        assert (await client.get("/api/users/me")).status_code == 401
+    await asyncio.sleep(0.3)
+    records = log_records(host)
+    assert not access_lines(records)
+    assert all(record["level"] in {"WARNING", "ERROR", "CRITICAL"} for record in records)
+
+
+async def test_log_level_debug_keeps_info_lines(start_host: HostFactory) -> None:
+    host = start_host(LOG_LEVEL="DEBUG")
+    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+        assert (await client.get("/api/health")).status_code == 200
+    assert len(access_lines(await wait_for_lines(host, lambda rs: bool(access_lines(rs))))) == 1
+
+
+@pytest.fixture
+async def broken_schema_database(pg_server_dsn: str) -> Any:
+    """A database of its own whose registrations table is gone: listing registrations is a bug (500)."""
+    dsn = await create_migrated_database(pg_server_dsn, prefix="mcpreg_logs")
+    yield dsn
+    await drop_database(pg_server_dsn, dsn)
+
+
+async def _break_registrations(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ALTER TABLE registrations RENAME TO registrations_moved_away")
+    finally:
+        await conn.close()
+
+
+async def test_an_unexpected_error_is_logged_once_with_the_invocation_id_of_the_500(
+    start_host: HostFactory, broken_schema_database: str, user_token: Callable[..., str]
+) -> None:
+    host = start_host(DATABASE_URL=broken_schema_database)
+    token = user_token()
+    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+        assert (await client.post("/api/users", headers=bearer(token))).status_code == 201
+        await _break_registrations(broken_schema_database)
+        response = await client.get("/api/registrations", headers=bearer(token))
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error_code"] == "INTERNAL_ERROR"
+    assert "Traceback" not in response.text and "registrations" not in body["detail"]
+    invocation_id = body["invocation_id"]
+
+    records = await wait_for_lines(host, lambda rs: any(r.get("status") == 500 for r in access_lines(rs)))
+    with_stack = [r for r in records if "exc_info" in r]
+    assert len(with_stack) == 1, with_stack
+    error = with_stack[0]
+    assert error["level"] == "ERROR" and error["invocation_id"] == invocation_id
+    assert "UndefinedTableError" in error["exc_info"]
+    assert error["function"] == "list_registrations" and error["route"] == "/api/registrations"
+    access = [r for r in access_lines(records) if r["status"] == 500]
+    assert len(access) == 1 and access[0]["invocation_id"] == invocation_id
+    assert access[0]["error_code"] == "INTERNAL_ERROR"
+
+
+# ---------------------------------------------------------------- nothing secret in a whole run's logs
+
+
+def _with_password(dsn: str, password: str) -> tuple[str, str]:
+    """The DSN with a password (trust auth ignores it); a DSN that already has one keeps it (real secret)."""
+    parts = urlsplit(dsn)
+    if parts.password:
+        return dsn, parts.password
+    user = parts.username or "postgres"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{user}:{password}@{host}", parts.path, parts.query, parts.fragment)), password
+
+
+def _principal(oid: str) -> str:
+    claims = [{"typ": "oid", "val": oid}, {"typ": "tid", "val": TENANT_ID}, {"typ": "name", "val": "Log Tester"}]
+    principal = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"}
+    return base64.b64encode(json.dumps(principal).encode()).decode("ascii")
+
+
+def _secret_parts(token: str) -> Iterator[str]:
+    """The token and its payload and signature (each long enough not to occur by chance)."""
+    header, payload, signature = token.split(".")
+    for part in (token, payload, signature):
+        if len(part) >= 16:
+            yield part
+
+
+async def test_no_token_or_secret_appears_in_the_logs_of_a_full_run(
+    start_host: HostFactory, issuer: TestIssuer, pg_server_dsn: str
+) -> None:
+    password = f"pw-{secrets.token_urlsafe(18)}"
+    database = await create_migrated_database(pg_server_dsn, prefix="mcpreg_secrets")
+    try:
+        dsn, password = _with_password(database, password)
+        host = start_host(DATABASE_URL=dsn, LOG_LEVEL="DEBUG", EASYAUTH_REQUIRED="true", DB_COMMAND_TIMEOUT_S="1")
+        requests_made = await _run_many_requests(host, issuer, database)
+    finally:
+        await drop_database(pg_server_dsn, database)
+
+    text = host.logs()
+    records = log_records(host)
+    # The run really was logged: one access line per request at least, failures included.
+    statuses = {record["status"] for record in access_lines(records)}
+    assert {200, 201, 401, 404, 422, 400, 500, 503} <= statuses, statuses
+    assert len(access_lines(records)) == requests_made >= 39
+    for secret in _RUN_SECRETS + [password, dsn]:
+        assert secret not in text, f"secret leaked into the logs: {secret[:12]}…"
+    assert "Bearer ey" not in text
+    assert "authorization" not in {key.lower() for record in records for key in record}
+
+
+_RUN_SECRETS: list[str] = []
+
+
+async def _run_many_requests(host: LocalHostProcess, issuer: TestIssuer, database: str) -> int:
+    """Successes, 401s, 403, 404, 400, 422, 503 and 500 against `host`; returns how many requests it made."""
+    _RUN_SECRETS.clear()
+    oid, admin_oid = str(uuid.uuid4()), str(uuid.uuid4())
+    token = issuer.token(oid=oid)
+    admin = issuer.token(oid=admin_oid, admin_role="Admin")
+    principal, admin_principal = _principal(oid), _principal(admin_oid)
+    now = int(time.time())
+    bad_tokens = {
+        "expired": issuer.token(oid=oid, expires_in=-3600),
+        "wrong audience": issuer.token(oid=oid, audience=str(uuid.uuid4())),
+        "tampered": token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB"),
+        "foreign key": issuer.token(oid=oid, key=rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "unsigned": issuer.sign({"oid": oid, "tid": TENANT_ID, "aud": "x", "iss": "y", "exp": now + 60}),
+        "garbage": "abc.def.ghi",
+    }
+    for value in (token, admin, *bad_tokens.values()):
+        _RUN_SECRETS.extend(_secret_parts(value))
+    _RUN_SECRETS.extend([principal, admin_principal])
+
+    def auth(bearer_token: str, blob: str, principal_id: str) -> dict[str, str]:
+        return {
+            **bearer(bearer_token),
+            "X-MS-CLIENT-PRINCIPAL": blob,
+            "X-MS-CLIENT-PRINCIPAL-ID": principal_id,
+            "X-MS-CLIENT-PRINCIPAL-NAME": "log.tester@example.com",
+            "X-MS-CLIENT-PRINCIPAL-IDP": "aad",
+        }
+
+    user_headers = auth(token, principal, oid)
+    admin_headers = auth(admin, admin_principal, admin_oid)
+    responses: list[httpx.Response] = []
+
+    async def count(response: httpx.Response) -> None:
+        responses.append(response)
+
+    async with httpx.AsyncClient(base_url=host.base_url, timeout=30, event_hooks={"response": [count]}) as client:
+        # Successes.
+        assert (await client.get("/api/health")).status_code == 200
+        assert (await client.post("/api/users", headers=user_headers)).status_code == 201
+        assert (await client.post("/api/users", headers=admin_headers)).status_code == 201
+        created_ids = []
+        for _ in range(5):
+            response = await client.post("/api/registrations", json=registration_body(), headers=user_headers)
+            assert response.status_code == 201, response.text
+            created_ids.append(response.json()["registration_id"])
+        for registration_id in created_ids:
+            assert (await client.get(f"/api/registrations/{registration_id}", headers=user_headers)).status_code == 200
+        assert (await client.get("/api/registrations", headers=user_headers)).status_code == 200
+        assert (await client.get("/api/registrations/my", headers=user_headers)).status_code == 200
+        decision = {"status": "Approved", "reason": "fine"}
+        response = await client.patch(
+            f"/api/registrations/{created_ids[0]}/status", json=decision, headers=admin_headers
+        )
+        assert response.status_code == 200, response.text
+        assert (await client.get("/api/audit-logs", headers=admin_headers)).status_code == 200
+        # 401s: bad tokens, the token without or with someone else's principal, other schemes.
+        for name, bad in bad_tokens.items():
+            response = await client.get("/api/users/me", headers=auth(bad, principal, oid))
+            assert response.status_code == 401, name
+        assert (await client.get("/api/users/me", headers=bearer(token))).status_code == 401
+        assert (await client.get("/api/users/me", headers=auth(token, admin_principal, oid))).status_code == 401
+        assert (await client.get("/api/users/me", headers=auth(token, principal, admin_oid))).status_code == 401
+        response = await client.get("/api/users/me", headers={**user_headers, "Authorization": f"Basic {token}"})
+        assert response.status_code == 401
+        response = await client.get("/api/users/me", headers={**user_headers, "Authorization": f"Bearer {token}, {admin}"})
+        assert response.status_code == 401
+        # 403, 404, 400, 422.
+        assert (await client.get("/api/audit-logs", headers=user_headers)).status_code == 403
+        for _ in range(3):
+            response = await client.get(f"/api/registrations/{uuid.uuid4()}", headers=user_headers)
+            assert response.status_code == 404
+        response = await client.post(
+            "/api/registrations", content=b"{not json", headers={**user_headers, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 400
+        invalid = {**registration_body(), "endpoint_url": "not a url", "password": "x"}
+        assert (await client.post("/api/registrations", json=invalid, headers=user_headers)).status_code == 422
+        # The token in a query string (a client's mistake) is not logged either.
+        response = await client.get(f"/api/registrations?access_token={token}", headers=user_headers)
+        assert response.status_code in {200, 400}
+        # 503: the table is locked longer than the command timeout.
+        await _locked_request(client, database, user_headers)
+        # 500: the table is gone (a bug, from the app's point of view).
+        await _break_registrations(database)
+        response = await client.get("/api/registrations", headers=user_headers)
+        assert response.status_code == 500
+        for _ in range(2):
+            assert (await client.get("/api/users/me", headers=user_headers)).status_code == 200
+    return len(responses)
+
+
+async def _locked_request(client: httpx.AsyncClient, database: str, headers: dict[str, str]) -> None:
+    conn = await asyncpg.connect(database)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE registrations IN ACCESS EXCLUSIVE MODE")
+            response = await client.get("/api/registrations", headers=headers)
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"]
+    finally:
+        await conn.close()
+    await asyncio.sleep(0)
