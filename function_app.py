@@ -5,12 +5,15 @@ written so that no request path can match two of them: the host matches routes i
 with no "literal beats parameter" rule, so ids are constrained (`{registration_id:guid}`).
 """
 
+import os
+
 import azure.functions as func
 
 from shared import audit, openapi, registrations
 from shared.auth import Caller, admin_only, authenticated
 from shared.health import health_response
 from shared.http import parse_json_body, parse_query, public, request_path_url, route_uuid
+from shared.logs import configure_logging
 from shared.mcp_registry import allowlist_response, registry_servers_response
 from shared.models import (
     AuditLogQuery,
@@ -21,7 +24,13 @@ from shared.models import (
     RegistrationUpdate,
     StatusChange,
 )
+from shared.telemetry import configure_telemetry
 from shared.users import get_user_response, sign_in_response
+
+# Once per worker process, before any request: JSON logs (under the Functions worker: its handler with our
+# formatter, see shared/logs.py), then Azure Monitor only if a connection string is set (shared/telemetry.py).
+configure_logging(os.environ.get("LOG_LEVEL"))
+configure_telemetry()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
