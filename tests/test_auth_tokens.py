@@ -542,3 +542,18 @@ async def test_upper_case_oid_is_the_same_user_as_lower_case(
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["user_id"] == second.json()["user_id"]
     assert await users_with_oid(db, oid) == 1
+
+
+async def test_cors_preflight_needs_no_token(api: httpx.AsyncClient) -> None:
+    response = await api.options(
+        "/api/users/me",
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+
+    assert response.status_code in (200, 204)
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert "www-authenticate" not in response.headers

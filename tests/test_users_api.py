@@ -397,3 +397,23 @@ async def test_invalid_token_on_an_admin_endpoint_is_401_not_403(
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+# ---------------------------------------------------------------- the verified-token cache
+
+
+async def test_repeated_requests_with_the_same_token_skip_the_user_upsert(
+    issuer: TestIssuer, api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    # The row is changed behind the app's back: a request that ran the upsert would put the token's name
+    # back, so an unchanged row proves the same token was served from the verified-token cache.
+    tokens = Tokens(issuer, new_oid())
+    token = tokens(name="Token Name")
+    assert (await api.get("/api/users/me", headers=bearer(token))).status_code == 200
+    await db.execute("UPDATE users SET display_name = 'Changed in DB' WHERE entra_id = $1", tokens.oid)
+
+    same_token = await api.get("/api/users/me", headers=bearer(token))
+    new_token = await api.get("/api/users/me", headers=bearer(tokens(name="Token Name")))
+
+    assert same_token.json()["display_name"] == "Changed in DB"
+    assert new_token.json()["display_name"] == "Token Name"
