@@ -24,6 +24,7 @@ from shared.settings import AuthSettings, is_loopback_url
 logger = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
+STALE_RETRY_S = 30.0
 
 
 class SigningKeysUnavailable(Exception):
@@ -114,14 +115,15 @@ class SigningKeyCache:
         self._inflight: asyncio.Future[None] | None = None
         self._inflight_loop: asyncio.AbstractEventLoop | None = None
         self.fetch_count = 0
+        self._background: asyncio.Task[None] | None = None
 
     async def get(self, kid: str) -> SigningKey:
         now = time.monotonic()
         if not self._keys:
             await self._refresh()
-        elif self._fetched_at is not None and now - self._fetched_at >= self.refresh_s:
+        elif self._refresh_due(now):
             # Stale but usable: serve the current keys, refresh beside the request.
-            asyncio.get_running_loop().create_task(self._refresh_quietly())
+            self._background = asyncio.get_running_loop().create_task(self._refresh_quietly())
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -133,6 +135,13 @@ class SigningKeyCache:
         if not self._keys:
             raise SigningKeysUnavailable()
         raise UnknownSigningKey(kid)
+
+    def _refresh_due(self, now: float) -> bool:
+        if self._fetched_at is None or now - self._fetched_at < self.refresh_s:
+            return False
+        # While the endpoint keeps failing, stale keys are retried at most once per retry interval.
+        retry_after = max(self.cooldown_s, STALE_RETRY_S)
+        return self._last_attempt_at is None or now - self._last_attempt_at >= retry_after
 
     async def _refresh_quietly(self) -> None:
         try:
