@@ -3,6 +3,8 @@ same statement or transaction as each change; read here (admins only)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import azure.functions as func
 
 from shared import db
@@ -15,8 +17,8 @@ AUDIT_COLUMNS = """
 """
 
 
-async def list_audit_entries(query: AuditLogQuery) -> AuditLogList:
-    """One page, newest first, and the total of the filtered set, in one round trip."""
+def list_audit_sql(query: AuditLogQuery) -> tuple[str, list[Any]]:
+    """The statement (and its arguments) that reads one page, newest first, with the filtered total."""
     conditions = db.Conditions()
     conditions.add_if_set("l.registration_id = $?", query.registration_id)
     conditions.add_if_set("l.user_id = $?", query.user_id)
@@ -37,6 +39,12 @@ SELECT (SELECT n FROM total) AS total, p.*
   LEFT JOIN (SELECT {AUDIT_COLUMNS} FROM page l JOIN users u ON u.user_id = l.user_id) p ON true
  ORDER BY p."timestamp" DESC, p.log_id DESC
 """
+    return sql, args
+
+
+async def list_audit_entries(query: AuditLogQuery) -> AuditLogList:
+    """One page, newest first, and the total of the filtered set, in one round trip."""
+    sql, args = list_audit_sql(query)
     async with db.connection() as conn:
         rows = await conn.fetch(sql, *args)
     total = int(rows[0]["total"]) if rows else 0

@@ -260,15 +260,15 @@ SEARCH_CONDITION = (
 )
 
 
-async def list_registrations_page(
+def list_registrations_sql(
     *,
     status: str | None,
     submitter_id: UUID | None,
     search: str | None,
     limit: int,
     offset: int,
-) -> RegistrationList:
-    """One page, newest first, and the total of the filtered set, in one round trip."""
+) -> tuple[str, list[Any]]:
+    """The statement (and its arguments) that reads one page, newest first, with the filtered total."""
     filters = db.Conditions()
     status_placeholder = filters.add("r.status = $?", status) if status is not None else None
     if submitter_id is not None:
@@ -295,6 +295,21 @@ SELECT (SELECT * FROM total) AS total, p.*
   LEFT JOIN (SELECT {REGISTRATION_COLUMNS} FROM page r {REGISTRATION_JOINS}) p ON true
  ORDER BY p.created_at DESC, p.registration_id DESC
 """
+    return sql, args
+
+
+async def list_registrations_page(
+    *,
+    status: str | None,
+    submitter_id: UUID | None,
+    search: str | None,
+    limit: int,
+    offset: int,
+) -> RegistrationList:
+    """One page, newest first, and the total of the filtered set, in one round trip."""
+    sql, args = list_registrations_sql(
+        status=status, submitter_id=submitter_id, search=search, limit=limit, offset=offset
+    )
     async with db.connection() as conn:
         rows = await conn.fetch(sql, *args)
     total = int(rows[0]["total"]) if rows else 0

@@ -1,0 +1,416 @@
+"""The SQL the code runs, planned by PostgreSQL at 50k registrations (and ~100k audit entries): selective
+queries use indexes, a first page is read from an index in `created_at` order, and offset paging is stable.
+
+The EXPLAIN checks talk to PostgreSQL directly, on a database of their own, with the exact statements the
+code builds (`list_registrations_sql`, `list_audit_sql` and the SQL constants) — never a copy of them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.audit import list_audit_sql
+from shared.models import AuditLogQuery
+from shared.registrations import SELECT_REGISTRATION_BY_URL_SQL, list_registrations_sql
+from tests.conftest import create_migrated_database, drop_database
+from tests.support.registrations import AUDIT_LOGS, REGISTRATIONS, bearer, create_registration
+
+TokenFactory = Callable[..., str]
+Plan = dict[str, Any]
+
+REGISTRATION_ROWS = 50_000
+USERS = 1_000
+TIES = 7  # rows sharing each created_at value, so order ties are broken by the id
+TENANT = "6f1c2a4e-8b3d-4c5e-9f70-123456789abc"
+
+FILL_SQL = f"""
+INSERT INTO users (tenant_id, entra_id, email, display_name, is_admin)
+SELECT '{TENANT}', 'oid-' || g, 'user' || g || '@example.com', 'User ' || g, g <= 10
+  FROM generate_series(1, {USERS}) AS g;
+
+CREATE TEMP TABLE numbered_users AS
+SELECT row_number() OVER (ORDER BY entra_id) AS n, user_id FROM users;
+
+-- The per-row count trigger makes one bulk insert quadratic (every row updates the same counts row in one
+-- transaction); the fill recounts once instead.
+ALTER TABLE registrations DISABLE TRIGGER registrations_count_insert_delete;
+
+-- 10% Pending, 30% Rejected, 60% Approved; created_at shared by groups of {TIES} rows.
+INSERT INTO registrations (
+    endpoint_url, endpoint_name, description, owner_contact, available_tools, server_name, status,
+    submitter_id, approver_id, submitted_at, approved_at, created_at
+)
+SELECT 'https://srv-' || g || '.example.com/mcp',
+       'Server ' || substr(md5(g::text), 1, 12),
+       CASE WHEN g % 4 = 0 THEN NULL ELSE 'Serves ' || md5((g * 7)::text) END,
+       'team-' || (g % 500) || '@example.com',
+       '[{{"name": "search"}}]'::jsonb,
+       'com.example.mcp/srv-' || g,
+       st.status,
+       submitter.user_id,
+       CASE WHEN st.status = 'Pending' THEN NULL ELSE approver.user_id END,
+       ts.at,
+       CASE WHEN st.status = 'Pending' THEN NULL ELSE ts.at + interval '1 hour' END,
+       ts.at
+  FROM generate_series(1, {REGISTRATION_ROWS}) AS g
+  CROSS JOIN LATERAL (SELECT CASE WHEN g % 10 = 0 THEN 'Pending' WHEN g % 10 < 4 THEN 'Rejected' ELSE 'Approved' END AS status) st
+  CROSS JOIN LATERAL (SELECT timestamptz '2025-01-01 00:00:00+00' + (g / {TIES}) * interval '1 minute' AS at) ts
+  JOIN numbered_users submitter ON submitter.n = 1 + g % {USERS}
+  JOIN numbered_users approver ON approver.n = 1 + g % 10;
+
+ALTER TABLE registrations ENABLE TRIGGER registrations_count_insert_delete;
+UPDATE registration_counts c SET row_count = (SELECT count(*) FROM registrations r WHERE r.status = c.status);
+
+INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata, "timestamp")
+SELECT registration_id, submitter_id, 'Created', NULL, 'Pending',
+       jsonb_build_object('endpoint_url', endpoint_url), created_at
+  FROM registrations;
+INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata, "timestamp")
+SELECT registration_id, approver_id, status, 'Pending', status, '{{}}'::jsonb, approved_at
+  FROM registrations WHERE status <> 'Pending';
+INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata, "timestamp")
+SELECT registration_id, submitter_id, 'Updated', status, status, '{{"changes": {{}}}}'::jsonb, created_at + interval '30 seconds'
+  FROM registrations WHERE endpoint_name LIKE 'Server a%';
+INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata, "timestamp")
+SELECT gen_random_uuid(), (SELECT user_id FROM numbered_users WHERE n = 1), 'Deleted', 'Approved', NULL,
+       '{{"snapshot": {{}}}}'::jsonb, timestamptz '2025-01-01 00:00:00+00' + g * interval '7 minutes'
+  FROM generate_series(1, 1000) AS g;
+"""
+
+INDEX_DEFINITIONS_SQL = """
+SELECT indexname, indexdef
+  FROM pg_indexes
+ WHERE schemaname = current_schema()
+   AND tablename IN ('registrations', 'audit_log')
+   AND indexname NOT IN (SELECT conname FROM pg_constraint)
+"""
+
+
+@pytest.fixture(scope="module")
+async def big_db(pg_server_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A database of its own with 50k registrations, analysed, for the planner checks."""
+    dsn = await create_migrated_database(pg_server_dsn, prefix="mcpreg_explain")
+    conn = await asyncpg.connect(dsn)
+    try:
+        # Indexes are built once after the fill (fast) rather than row by row; the same definitions the
+        # migrations created, read back from the catalog.
+        indexes = await conn.fetch(INDEX_DEFINITIONS_SQL)
+        assert indexes
+        for index in indexes:
+            await conn.execute(f'DROP INDEX "{index["indexname"]}"')
+        await conn.execute(FILL_SQL)
+        for index in indexes:
+            await conn.execute(index["indexdef"])
+        await conn.execute("VACUUM ANALYZE")
+        yield conn
+    finally:
+        await conn.close()
+        await drop_database(pg_server_dsn, dsn)
+
+
+async def explain(conn: asyncpg.Connection, sql: str, args: list[Any], *, analyze: bool = False) -> Plan:
+    options = "ANALYZE, BUFFERS OFF, TIMING OFF, FORMAT JSON" if analyze else "FORMAT JSON"
+    raw = await conn.fetchval(f"EXPLAIN ({options}) {sql}", *args)
+    plan: Plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    return plan
+
+
+def nodes(plan: Plan) -> Iterator[Plan]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def scans_of(plan: Plan, table: str) -> list[Plan]:
+    return [node for node in nodes(plan) if node.get("Relation Name") == table]
+
+
+def seq_scans_of(plan: Plan, table: str) -> list[Plan]:
+    return [node for node in scans_of(plan, table) if node["Node Type"] == "Seq Scan"]
+
+
+def describe(plan: Plan, depth: int = 0) -> str:
+    line = "  " * depth + f"{plan['Node Type']} {plan.get('Relation Name', '')} {plan.get('Index Name', '')}".rstrip()
+    return "\n".join([line, *(describe(child, depth + 1) for child in plan.get("Plans", []))])
+
+
+def assert_no_seq_scan(plan: Plan, table: str) -> None:
+    assert seq_scans_of(plan, table) == [], describe(plan)
+    assert scans_of(plan, table), describe(plan)
+
+
+def assert_first_page_read_in_index_order(plan: Plan, table: str, index: str, limit: int) -> None:
+    """Every read of `table` is `index`, in order, under a Limit with no Sort between, reading ≤ limit rows."""
+    scans = scans_of(plan, table)
+    assert scans, describe(plan)
+    for scan in scans:
+        assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), describe(plan)
+        assert scan["Index Name"] == index, describe(plan)
+        assert scan["Actual Rows"] * scan["Actual Loops"] <= limit, describe(plan)
+    limits = [node for node in nodes(plan) if node["Node Type"] == "Limit"]
+    assert any(
+        any(scan in list(nodes(node)) for scan in scans)
+        and not any(inner["Node Type"] in ("Sort", "Incremental Sort") for inner in nodes(node))
+        for node in limits
+    ), describe(plan)
+
+
+async def some_value(conn: asyncpg.Connection, sql: str) -> Any:
+    value = await conn.fetchval(sql)
+    assert value is not None
+    return value
+
+
+def registrations_list(**filters: Any) -> tuple[str, list[Any]]:
+    arguments: dict[str, Any] = {"status": None, "submitter_id": None, "search": None, "limit": 100, "offset": 0}
+    arguments.update(filters)
+    return list_registrations_sql(**arguments)
+
+
+# ---------------------------------------------------------------- registrations: no sequential scans
+
+
+async def test_by_url_uses_an_index(big_db: asyncpg.Connection) -> None:
+    url = await some_value(big_db, "SELECT endpoint_url FROM registrations ORDER BY registration_id LIMIT 1")
+
+    plan = await explain(big_db, SELECT_REGISTRATION_BY_URL_SQL, [url])
+
+    assert_no_seq_scan(plan, "registrations")
+
+
+async def test_list_by_submitter_uses_an_index(big_db: asyncpg.Connection) -> None:
+    submitter_id = await some_value(big_db, "SELECT submitter_id FROM registrations LIMIT 1")
+
+    plan = await explain(big_db, *registrations_list(submitter_id=submitter_id))
+
+    assert_no_seq_scan(plan, "registrations")
+
+
+@pytest.mark.parametrize("status", [None, "Pending", "Approved", "Rejected"])
+async def test_my_registrations_use_an_index(big_db: asyncpg.Connection, status: str | None) -> None:
+    # GET /registrations/my is the list with the caller as submitter and an optional status.
+    submitter_id = await some_value(big_db, "SELECT submitter_id FROM registrations ORDER BY created_at LIMIT 1")
+
+    plan = await explain(big_db, *registrations_list(submitter_id=submitter_id, status=status, limit=100))
+
+    assert_no_seq_scan(plan, "registrations")
+
+
+@pytest.mark.parametrize(
+    "term_sql",
+    [
+        "SELECT substr(endpoint_name, 8, 8) FROM registrations ORDER BY registration_id LIMIT 1",
+        "SELECT substr(description, 10, 10) FROM registrations WHERE description IS NOT NULL LIMIT 1",
+        "SELECT split_part(endpoint_url, '/', 3) FROM registrations LIMIT 1",
+        "SELECT 'no-such-term-anywhere'",
+    ],
+    ids=["name", "description", "url_host", "no_match"],
+)
+async def test_search_uses_trigram_indexes(big_db: asyncpg.Connection, term_sql: str) -> None:
+    term = await some_value(big_db, term_sql)
+
+    plan = await explain(big_db, *registrations_list(search=term))
+
+    assert_no_seq_scan(plan, "registrations")
+
+
+async def test_search_combined_with_status_uses_an_index(big_db: asyncpg.Connection) -> None:
+    term = await some_value(big_db, "SELECT substr(endpoint_name, 8, 8) FROM registrations LIMIT 1")
+
+    plan = await explain(big_db, *registrations_list(search=term, status="Approved"))
+
+    assert_no_seq_scan(plan, "registrations")
+
+
+# ---------------------------------------------------------------- registrations: first pages in index order
+
+
+async def test_unfiltered_first_page_is_read_from_the_created_at_index(big_db: asyncpg.Connection) -> None:
+    plan = await explain(big_db, *registrations_list(limit=100), analyze=True)
+
+    assert_first_page_read_in_index_order(plan, "registrations", "registrations_created_at_idx", limit=100)
+
+
+@pytest.mark.parametrize("status", ["Pending", "Approved", "Rejected"])
+async def test_status_filtered_first_page_is_read_from_the_status_index(
+    big_db: asyncpg.Connection, status: str
+) -> None:
+    plan = await explain(big_db, *registrations_list(status=status, limit=100), analyze=True)
+
+    assert_first_page_read_in_index_order(plan, "registrations", "registrations_status_created_at_idx", limit=100)
+
+
+async def test_unfiltered_total_comes_with_the_page_in_one_statement(big_db: asyncpg.Connection) -> None:
+    sql, args = registrations_list(limit=3)
+
+    rows = await big_db.fetch(sql, *args)
+
+    assert [row["total"] for row in rows] == [REGISTRATION_ROWS] * 3
+
+
+# ---------------------------------------------------------------- audit log: no sequential scans
+
+
+async def audit_plan(conn: asyncpg.Connection, **params: Any) -> Plan:
+    sql, args = list_audit_sql(AuditLogQuery.model_validate(params))
+    return await explain(conn, sql, args)
+
+
+async def test_audit_by_registration_uses_an_index(big_db: asyncpg.Connection) -> None:
+    registration_id = await some_value(big_db, "SELECT registration_id FROM registrations LIMIT 1")
+
+    plan = await audit_plan(big_db, registration_id=str(registration_id))
+
+    assert_no_seq_scan(plan, "audit_log")
+
+
+async def test_audit_by_user_uses_an_index(big_db: asyncpg.Connection) -> None:
+    user_id = await some_value(big_db, "SELECT submitter_id FROM registrations ORDER BY created_at DESC LIMIT 1")
+
+    plan = await audit_plan(big_db, user_id=str(user_id))
+
+    assert_no_seq_scan(plan, "audit_log")
+
+
+@pytest.mark.parametrize("action", ["Created", "Approved", "Rejected", "Updated", "Deleted"])
+async def test_audit_by_action_uses_an_index(big_db: asyncpg.Connection, action: str) -> None:
+    plan = await audit_plan(big_db, action=action)
+
+    assert_no_seq_scan(plan, "audit_log")
+
+
+async def test_audit_by_date_window_uses_an_index(big_db: asyncpg.Connection) -> None:
+    latest: datetime = await some_value(big_db, 'SELECT max("timestamp") FROM audit_log')
+
+    plan = await audit_plan(big_db, **{"from": (latest - timedelta(hours=6)).isoformat(), "to": latest.isoformat()})
+
+    assert_no_seq_scan(plan, "audit_log")
+
+
+async def test_audit_from_alone_uses_an_index(big_db: asyncpg.Connection) -> None:
+    latest: datetime = await some_value(big_db, 'SELECT max("timestamp") FROM audit_log')
+
+    plan = await audit_plan(big_db, **{"from": (latest - timedelta(hours=6)).isoformat()})
+
+    assert_no_seq_scan(plan, "audit_log")
+
+
+async def test_audit_to_alone_uses_an_index(big_db: asyncpg.Connection) -> None:
+    earliest: datetime = await some_value(big_db, 'SELECT min("timestamp") FROM audit_log')
+
+    plan = await audit_plan(big_db, to=(earliest + timedelta(hours=6)).isoformat())
+
+    assert_no_seq_scan(plan, "audit_log")
+
+
+async def test_audit_user_action_and_window_combined_use_an_index(big_db: asyncpg.Connection) -> None:
+    row = await big_db.fetchrow('SELECT user_id, "timestamp" FROM audit_log WHERE action = \'Approved\' LIMIT 1')
+    assert row is not None
+
+    plan = await audit_plan(
+        big_db,
+        user_id=str(row["user_id"]),
+        action="Approved",
+        **{"from": (row["timestamp"] - timedelta(days=1)).isoformat(), "to": row["timestamp"].isoformat()},
+    )
+
+    assert_no_seq_scan(plan, "audit_log")
+
+
+async def test_audit_unfiltered_first_page_is_read_from_the_timestamp_index(big_db: asyncpg.Connection) -> None:
+    sql, args = list_audit_sql(AuditLogQuery(limit=50))
+
+    plan = await explain(big_db, sql, args, analyze=True)
+
+    page_scans = [node for node in scans_of(plan, "audit_log") if node.get("Index Name") == "audit_log_timestamp_idx"]
+    assert page_scans and all(node["Actual Rows"] <= 50 for node in page_scans), describe(plan)
+
+
+# ---------------------------------------------------------------- stable paging
+
+
+async def test_walking_offset_pages_in_sql_returns_every_row_once(big_db: asyncpg.Connection) -> None:
+    expected = [
+        row["registration_id"]
+        for row in await big_db.fetch(
+            "SELECT registration_id FROM registrations WHERE status = 'Pending' ORDER BY created_at DESC, registration_id DESC"
+        )
+    ]
+    seen: list[uuid.UUID] = []
+    for offset in range(0, len(expected) + 500, 500):
+        sql, args = registrations_list(status="Pending", limit=500, offset=offset)
+        seen += [row["registration_id"] for row in await big_db.fetch(sql, *args) if row["registration_id"] is not None]
+
+    assert len(seen) == len(set(seen)) == len(expected)
+    assert seen == expected
+
+
+async def test_walking_my_registrations_over_http_returns_every_row_once_despite_tied_timestamps(
+    api: httpx.AsyncClient, user_token: TokenFactory, db: asyncpg.Connection
+) -> None:
+    token = user_token()
+    first = await create_registration(api, token)
+    submitter_id = uuid.UUID(first["submitter_id"])
+    # 23 more rows of this user in three groups that share a created_at (arranged directly: the API stamps now()).
+    await db.execute(
+        """
+        INSERT INTO registrations (endpoint_url, endpoint_name, owner_contact, server_name, submitter_id, created_at, submitted_at)
+        SELECT 'https://tie-' || gen_random_uuid() || '.example.com', 'Tied ' || g, 'team',
+               'com.example.tests/tie-' || replace(gen_random_uuid()::text, '-', ''), $1,
+               now() - (g % 3) * interval '1 hour', now() - (g % 3) * interval '1 hour'
+          FROM generate_series(1, 23) AS g
+        """,
+        submitter_id,
+    )
+    expected = [
+        str(row["registration_id"])
+        for row in await db.fetch(
+            "SELECT registration_id FROM registrations WHERE submitter_id = $1 ORDER BY created_at DESC, registration_id DESC",
+            submitter_id,
+        )
+    ]
+
+    seen: list[str] = []
+    for offset in range(0, 30, 4):
+        response = await api.get(f"{REGISTRATIONS}/my", params={"limit": 4, "offset": offset}, headers=bearer(token))
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == 24
+        seen += [row["registration_id"] for row in response.json()["results"]]
+
+    assert seen == expected
+    assert len(set(seen)) == 24
+
+
+async def test_walking_audit_pages_over_http_returns_every_entry_once_despite_tied_timestamps(
+    api: httpx.AsyncClient, user_token: TokenFactory, db: asyncpg.Connection
+) -> None:
+    admin = user_token(admin=True)
+    created = await create_registration(api, user_token())
+    registration_id = uuid.UUID(created["registration_id"])
+    await db.execute(
+        """
+        INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata, "timestamp")
+        SELECT $1, $2, 'Updated', 'Pending', 'Pending', jsonb_build_object('n', g), timestamptz '2025-06-01 12:00:00+00'
+          FROM generate_series(1, 17) AS g
+        """,
+        registration_id,
+        uuid.UUID(created["submitter_id"]),
+    )
+
+    seen: list[str] = []
+    for offset in range(0, 21, 3):
+        response = await api.get(
+            AUDIT_LOGS, params={"registration_id": str(registration_id), "limit": 3, "offset": offset}, headers=bearer(admin)
+        )
+        assert response.status_code == 200, response.text
+        seen += [entry["log_id"] for entry in response.json()["results"]]
+
+    assert len(seen) == len(set(seen)) == 18
