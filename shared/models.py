@@ -285,9 +285,15 @@ class AuditLogQuery(_Query):
     @classmethod
     def _with_offset(cls, value: datetime | None) -> datetime | None:
         # A date without an offset is read as UTC, the API's timezone.
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        try:
+            # In UTC, as the database compares it; an instant outside years 1–9999 cannot be sent at all.
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range") from None
 
     @field_validator("to")
     @classmethod

@@ -432,6 +432,10 @@ AUDIT_QUERIES: list[tuple[str, dict[str, str], int]] = [
     ("to_bad_date", {"to": "2025-13-01"}, 400),
     ("from_impossible_day", {"from": "2025-02-30T00:00:00Z"}, 400),
     ("to_impossible_date", {"to": "2025-02-30"}, 400),
+    ("from_past_year_9999_in_utc", {"from": "9999-12-31T23:00:00-05:00"}, 400),
+    ("to_before_year_1_in_utc", {"to": "0001-01-01T00:00:00+05:00"}, 400),
+    ("to_last_representable_day", {"to": "9999-12-31"}, 200),
+    ("from_first_representable_day", {"from": "0001-01-01"}, 200),
 ]
 
 
