@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -14,11 +16,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 RegistrationStatus = Literal["Pending", "Approved", "Rejected"]
 Decision = Literal["Approved", "Rejected"]
@@ -38,6 +43,42 @@ def _no_nul(value: str) -> str:
 
 
 NoNul = AfterValidator(_no_nul)
+
+
+@dataclass(frozen=True)
+class Documented:
+    """Adds JSON Schema keywords (for the OpenAPI document) that validators enforce in code: what a
+    schema-valid value looks like, so that clients and the fuzzer know before the server tells them."""
+
+    keywords_json: str  # JSON text: annotation metadata must be hashable
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        for name, value in json.loads(self.keywords_json).items():
+            if value is None:
+                schema.pop(name, None)
+            else:
+                schema[name] = value
+        return schema
+
+
+def documented(**keywords: Any) -> Documented:
+    """JSON Schema keywords to add (a None value removes a keyword)."""
+    return Documented(json.dumps(keywords, sort_keys=True))
+
+
+# What `_endpoint_url` accepts, as a pattern: http(s), a host without delimiters, a port 1–65535, then no
+# spaces or control characters. (The code also caps the UTF-8 length and trims surrounding whitespace.)
+_PORT = r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+ENDPOINT_URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#:@\[\]\x00-\x1f\x7f-\x9f]+" + _PORT + r"([/?#][^\s\x00-\x1f\x7f-\x9f]*)?$"
+)
+# Text without NUL (PostgreSQL text cannot hold it; NoNul and the query parser refuse it).
+NO_NUL = r"^[^\x00]*$"
+# Not blank once trimmed, and without NUL (JSON Schema cannot say "after trimming").
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# At least 3 characters once trimmed, and without NUL.
+THREE_AFTER_TRIM = r"^[^\x00]*[^\s\x00][^\x00]+[^\s\x00][^\x00]*$"
 
 
 def _endpoint_url(value: str) -> str:
@@ -62,14 +103,27 @@ def _endpoint_url(value: str) -> str:
     return value
 
 
-EndpointUrl = Annotated[str, AfterValidator(_endpoint_url)]
-EndpointName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200), NoNul]
-Description = Annotated[str, StringConstraints(max_length=1000), NoNul]
-OwnerContact = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320), NoNul]
-ToolName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
-ToolDescription = Annotated[str, StringConstraints(max_length=500), NoNul]
-ToolVersion = Annotated[str, StringConstraints(max_length=50), NoNul]
-SearchTerm = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+EndpointUrl = Annotated[
+    str,
+    AfterValidator(_endpoint_url),
+    documented(pattern=ENDPOINT_URL_PATTERN, minLength=8, maxLength=MAX_URL_LENGTH),
+]
+EndpointName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=200),
+    NoNul,
+    documented(pattern=THREE_AFTER_TRIM),
+]
+Description = Annotated[str, StringConstraints(max_length=1000), NoNul, documented(pattern=NO_NUL)]
+OwnerContact = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320), NoNul, documented(pattern=NOT_BLANK)
+]
+ToolName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul, documented(pattern=NOT_BLANK)
+]
+ToolDescription = Annotated[str, StringConstraints(max_length=500), NoNul, documented(pattern=NO_NUL)]
+ToolVersion = Annotated[str, StringConstraints(max_length=50), NoNul, documented(pattern=NO_NUL)]
+SearchTerm = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul, documented(pattern=NO_NUL)]
 # MCP Registry server.json rules: reverse-DNS namespace, exactly one "/", 3–200 characters.
 ServerName = Annotated[
     str, StringConstraints(min_length=3, max_length=200, pattern=r"^[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+$")
@@ -84,7 +138,14 @@ def _exact_version(value: str) -> str:
     return value
 
 
-Version = Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul, AfterValidator(_exact_version)]
+Version = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255),
+    NoNul,
+    AfterValidator(_exact_version),
+    # Documents the range characters and spaces; `_exact_version` also refuses "latest" and x-components.
+    documented(pattern=r"^[^\s^~<>=*|\x00]+$"),
+]
 
 
 class Tool(BaseModel):
@@ -108,7 +169,7 @@ def _unique_tool_names(tools: list[Tool]) -> list[Tool]:
 
 
 ToolList = Annotated[
-    list[Annotated[Tool, BeforeValidator(_tool_from_string)]],
+    list[Annotated[Tool, BeforeValidator(_tool_from_string, json_schema_input_type=Tool | ToolName)]],
     Field(max_length=100),
     AfterValidator(_unique_tool_names),
 ]
@@ -127,8 +188,26 @@ class RegistrationCreate(BaseModel):
     transport: Transport = "streamable-http"
 
 
+_NOT_NULL_ON_UPDATE = (
+    "endpoint_url", "endpoint_name", "owner_contact", "available_tools", "server_name", "version", "transport",
+)
+
+
+def _update_schema(schema: dict[str, Any]) -> None:
+    # Document what the validators enforce: only `description` may be null, and at least one field is sent.
+    schema["minProperties"] = 1
+    for name in _NOT_NULL_ON_UPDATE:
+        field_schema = schema["properties"][name]
+        branches = [branch for branch in field_schema.pop("anyOf", []) if branch != {"type": "null"}]
+        if len(branches) == 1:
+            field_schema.update(branches[0])
+        elif branches:
+            field_schema["anyOf"] = branches
+        field_schema.pop("default", None)
+
+
 class RegistrationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_update_schema)
 
     endpoint_url: EndpointUrl | None = None
     endpoint_name: EndpointName | None = None
@@ -139,10 +218,7 @@ class RegistrationUpdate(BaseModel):
     version: Version | None = None
     transport: Transport | None = None
 
-    @field_validator(
-        "endpoint_url", "endpoint_name", "owner_contact", "available_tools", "server_name", "version", "transport",
-        mode="before",
-    )
+    @field_validator(*_NOT_NULL_ON_UPDATE, mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # Only `description` may be cleared; the others are required fields of a registration.
@@ -256,7 +332,25 @@ class MyRegistrationsQuery(_Query):
 
 
 class ByUrlQuery(_Query):
-    endpoint_url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH)]
+    endpoint_url: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH),
+        documented(pattern=NOT_BLANK),
+    ]
+
+
+def _iso_8601(value: Any) -> Any:
+    # pydantic would also read a number ("0.5") as a Unix timestamp; the contract says ISO 8601.
+    if isinstance(value, str) and not re.match(r"\s*\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be an ISO 8601 date or date-time")
+    return value
+
+
+AuditTime = Annotated[
+    datetime,
+    BeforeValidator(_iso_8601),
+    documented(type="string", format=None, anyOf=[{"format": "date-time"}, {"format": "date"}]),
+]
 
 
 class AuditLogQuery(_Query):
@@ -265,8 +359,8 @@ class AuditLogQuery(_Query):
     registration_id: UUID | None = None
     user_id: UUID | None = None
     action: AuditAction | None = None
-    from_: datetime | None = Field(default=None, alias="from")
-    to: datetime | None = None
+    from_: AuditTime | None = Field(default=None, alias="from")
+    to: AuditTime | None = None
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 

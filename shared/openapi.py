@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import azure.functions as func
@@ -34,6 +34,7 @@ from shared.errors import (
     ApiError,
     DatabaseUnavailable,
     DuplicateEndpoint,
+    DuplicateServerName,
     Forbidden,
     InternalError,
     InvalidJson,
@@ -47,6 +48,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.models import (
+    NO_NUL,
     AuditLogList,
     AuditLogQuery,
     ByUrlQuery,
@@ -139,10 +141,12 @@ class McpRegistryError(BaseModel):
 
 
 class McpServersQuery(BaseModel):
+    """The registry's list parameters (parsed in shared/mcp_registry.py); an empty value counts as absent."""
+
     cursor: str | SkipJsonSchema[None] = Field(default=None, description="`metadata.nextCursor` of the previous page")
-    limit: int = Field(default=30, ge=1, description="Page size (capped at 100)")
+    limit: Annotated[int, Field(ge=1)] | Literal[""] = Field(default=30, description="Page size (capped at 100)")
     search: str | SkipJsonSchema[None] = Field(default=None, max_length=200, description="Substring of name or description")
-    updated_since: datetime | SkipJsonSchema[None] = Field(default=None, description="RFC 3339 timestamp")
+    updated_since: datetime | Literal[""] | SkipJsonSchema[None] = Field(default=None, description="RFC 3339 timestamp")
     version: str | SkipJsonSchema[None] = Field(default=None, max_length=255, description="A version, or `latest`")
 
 
@@ -254,7 +258,7 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
         Registration,
         status=201,
         body=RegistrationCreate,
-        errors=(DuplicateEndpoint,),
+        errors=(DuplicateEndpoint, DuplicateServerName),
         etag=True,
         location=True,
         links=_registration_links("get", "update", "status", "delete"),
@@ -289,7 +293,7 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
         "user",
         Registration,
         body=RegistrationUpdate,
-        errors=(NotFound, Forbidden, PreconditionFailed, DuplicateEndpoint),
+        errors=(NotFound, Forbidden, PreconditionFailed, DuplicateEndpoint, DuplicateServerName),
         etag=True,
         if_match=True,
         path_parameters=_ID,
@@ -537,6 +541,8 @@ class _Schemas:
         parameters = []
         for name, property_schema in schema.get("properties", {}).items():
             cleaned = _without_null(_strip_titles(property_schema))
+            if cleaned.get("type") == "string" and not ({"pattern", "format", "enum", "const"} & set(cleaned)):
+                cleaned["pattern"] = NO_NUL  # shared.http.parse_query refuses NUL in any parameter
             description = cleaned.pop("description", None)
             parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": cleaned}
             if description:
