@@ -308,7 +308,18 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
         errors=(NotFound, InvalidStateTransition),
         etag=True,
         path_parameters=_ID,
-        links=_registration_links("get", "delete"),
+        links={
+            **_registration_links("get", "delete"),
+            "mcp_server_versions": Link(
+                "mcp_registry_servers__get_v0_1_servers_by_serverName_versions",
+                {"serverName": "$response.body#/server_name"},
+                "An approved registration is served by the MCP Registry under its server name",
+            ),
+            "mcp_server_latest": Link(
+                "mcp_registry_servers__get_v0_1_servers_by_serverName_versions_latest",
+                {"serverName": "$response.body#/server_name"},
+            ),
+        },
         description="Only from Pending; concurrent decisions: exactly one wins, the rest get 409.",
     ),
     "delete_registration": Operation(
@@ -418,7 +429,9 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
         },
         errors=(NotFound,),
         uses_database=False,
-        path_parameters={"asset": {"description": "File name of the asset", "schema": {"type": "string"}}},
+        path_parameters={
+            "asset": {"description": "File name of the asset", "schema": {"type": "string"}, "example": "swagger-ui.css"}
+        },
         tags=("api-description",),
     ),
 }
