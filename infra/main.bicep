@@ -1,6 +1,6 @@
 // MCP Registry backend: Azure Functions (Flex Consumption, Python 3.11) + PostgreSQL Flexible
 // Server (Entra-only) + Application Insights + one user-assigned managed identity.
-// Deploy with `azd up` (see infra/DEPLOY.md). Plain resources only (no registry modules), so
+// Deploy with `azd up` (see README.md, Deploy to Azure). Plain resources only (no registry modules), so
 // checkov and tests/test_infra.py can read every resource.
 targetScope = 'subscription'
 

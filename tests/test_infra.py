@@ -801,7 +801,7 @@ def test_cors_choice_any_origin_without_credentials() -> None:
         values = re.findall(r"supportCredentials\s*:\s*(\S+)", load(path).text)
         assert set(values) <= {"false"}, f"{path.name}: supportCredentials must stay false"
     # The choice and its reasoning are written down for the README.
-    deploy = (INFRA / "DEPLOY.md").read_text(encoding="utf-8")
+    deploy = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "supportCredentials" in deploy and "corsAllowedOrigins" in deploy
 
 

@@ -459,7 +459,7 @@ async def test_options_is_answered_by_the_function_without_a_token(start_host: C
 async def test_preflight_from_vscode_is_answered_by_the_any_origin_host_cors(
     start_host: Callable[..., LocalHostProcess],
 ) -> None:
-    host = start_host(cors="*")  # the deployed platform CORS choice (infra/DEPLOY.md)
+    host = start_host(cors="*")  # the deployed platform CORS choice (README.md, CORS)
     async with httpx.AsyncClient(base_url=host.base_url) as client:
         preflight = await client.options(
             f"{SERVERS}/com.example%2Fx/versions/latest",

@@ -155,7 +155,7 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
   // checkov:skip=CKV_AZURE_78: FTP(S) does not exist on Flex Consumption and ftpsState is not a Flex property; FTP publishing is also disabled by basicPublishingCredentialsPolicies below.
   // checkov:skip=CKV_AZURE_212: failover instance counts do not apply to Flex Consumption (it scales per request); always-ready instances are a parameter.
   // checkov:skip=CKV_AZURE_213: Flex scales from zero per request, so health-check instance replacement adds nothing here; /api/health is for external probes.
-  // checkov:skip=CKV_AZURE_57: platform CORS allows any origin on purpose: bearer tokens only, supportCredentials false, and the anonymous MCP Registry routes need Access-Control-Allow-Origin * (infra/DEPLOY.md, "CORS").
+  // checkov:skip=CKV_AZURE_57: platform CORS allows any origin on purpose: bearer tokens only, supportCredentials false, and the anonymous MCP Registry routes need Access-Control-Allow-Origin * (README.md, "CORS").
   // checkov:skip=CKV_AZURE_62: same CORS decision as CKV_AZURE_57 (this check reads allowedOrigins '*' as "accessible from all regions").
   // checkov:skip=CKV_AZURE_222: the API must be reachable from browsers and Copilot clients; access is controlled by EasyAuth plus in-app JWT validation.
   name: name

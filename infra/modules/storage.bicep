@@ -17,7 +17,7 @@ param deploymentContainerName string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: the Flex Consumption host and deployment service reach this account over its public endpoint; access is identity-only (allowSharedKeyAccess false) so there is no key to leak.
-  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35; private endpoints for storage are out of scope of the default deployment (see DEPLOY.md, private networking).
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35; private endpoints for storage are out of scope of the default deployment (see README.md, Deploy to Azure, private networking).
   // checkov:skip=CKV_AZURE_206: host/deployment storage holds no business data; LRS is enough (the package can be redeployed).
   name: name
   location: location
