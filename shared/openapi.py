@@ -143,7 +143,11 @@ class McpRegistryError(BaseModel):
 class McpServersQuery(BaseModel):
     """The registry's list parameters (parsed in shared/mcp_registry.py); an empty value counts as absent."""
 
-    cursor: str | SkipJsonSchema[None] = Field(default=None, description="`metadata.nextCursor` of the previous page")
+    cursor: str | SkipJsonSchema[None] = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="Opaque: the `metadata.nextCursor` of the previous page (any other value is 400)",
+    )
     limit: Annotated[int, Field(ge=1)] | Literal[""] = Field(default=30, description="Page size (capped at 100)")
     search: str | SkipJsonSchema[None] = Field(default=None, max_length=200, description="Substring of name or description")
     updated_since: datetime | Literal[""] | SkipJsonSchema[None] = Field(default=None, description="RFC 3339 timestamp")
