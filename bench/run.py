@@ -312,6 +312,23 @@ async def sample_context(dsn: str, plan: seeding.SeedPlan, tokens: dict[str, lis
     )
 
 
+async def wait_app_idle(dsn: str, limit_s: float = 60.0) -> float:
+    """After wrk stops, the server may still work off queued requests: wait until none of its queries run."""
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        while time.perf_counter() - started < limit_s:
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mcp-registry-api' AND state = 'active'"
+            )
+            if not busy:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    return round(time.perf_counter() - started, 2)
+
+
 async def insert_pending(dsn: str, count: int, label: str) -> list[str]:
     """Fresh Pending registrations for an approve run (ids in a random order)."""
     conn = await asyncpg.connect(dsn)
@@ -688,6 +705,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     raw = await run_load(server.port, config, concurrency, args.duration, server.pid, generator)
                     row["app"] = summarize_http(raw, scenario.expect)
                     row["app"]["peak_rss_mb"] = round(rss_kib(server.pid, "VmHWM") / 1024, 1)
+                    row["app"]["drain_s"] = await wait_app_idle(dsn)
                     if scenario.mode == "approve" and raw["requests"] > len(items):
                         row["note"] = "approve pool exhausted: repeated ids answer 409"
                     if scenario.name == "get_by_id":
