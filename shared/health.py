@@ -10,6 +10,7 @@ import azure.functions as func
 
 from shared import db
 from shared.http import json_response
+from shared.models import HealthReport
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +34,9 @@ async def database_answers() -> bool:
 async def health_response() -> func.HttpResponse:
     timestamp = datetime.now(UTC)
     if await database_answers():
-        return json_response({"status": "healthy", "database": "connected", "timestamp": timestamp})
+        return json_response(HealthReport(status="healthy", database="connected", timestamp=timestamp))
     return json_response(
-        {"status": "unhealthy", "database": "disconnected", "timestamp": timestamp},
+        HealthReport(status="unhealthy", database="disconnected", timestamp=timestamp),
         status=503,
         headers={"Retry-After": "5"},
     )

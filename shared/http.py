@@ -63,9 +63,10 @@ def json_response(
     *,
     status: int = 200,
     headers: Mapping[str, str] | None = None,
+    exclude_none: bool = False,
 ) -> func.HttpResponse:
     if isinstance(payload, BaseModel):
-        body = payload.model_dump_json()
+        body = payload.model_dump_json(by_alias=True, exclude_none=exclude_none)
     else:
         body = json.dumps(payload, default=_json_default, separators=(",", ":"))
     return func.HttpResponse(

@@ -22,10 +22,23 @@ from urllib.parse import unquote
 
 import asyncpg
 import azure.functions as func
+from pydantic import BaseModel
 
 from shared import db
 from shared.errors import ApiError
 from shared.http import json_response
+from shared.models import (
+    AllowedMcpServer,
+    McpAllowlist,
+    McpListMetadata,
+    McpOfficialStatus,
+    McpRegistrationExtras,
+    McpRegistryError,
+    McpRemote,
+    McpServer,
+    McpServerList,
+    McpServerResponse,
+)
 from shared.registrations import escape_like
 from shared.settings import get_registry_settings
 
@@ -65,25 +78,21 @@ class RegistryError(Exception):
         self.message = message
 
 
-def registry_response(payload: dict[str, Any], *, status: int = 200) -> func.HttpResponse:
+def registry_response(payload: BaseModel, *, status: int = 200) -> func.HttpResponse:
     cache = CACHE_FOUND if status == 200 else CACHE_MISSING
-    return json_response(payload, status=status, headers={**CORS_HEADERS, "Cache-Control": cache})
+    return json_response(payload, status=status, headers={**CORS_HEADERS, "Cache-Control": cache}, exclude_none=True)
 
 
 def registry_error_response(status: int, message: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
     # The registry spec's error body is {"error": …}; the API's own keys ride along.
     code = {400: "INVALID_QUERY", 404: "NOT_FOUND"}.get(status, "DATABASE_UNAVAILABLE" if status == 503 else "ERROR")
-    response = registry_response({"error": message, "detail": message, "error_code": code}, status=status)
+    response = registry_response(McpRegistryError(error=message, detail=message, error_code=code), status=status)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
 
 
 # ---------------------------------------------------------------- the server.json shape
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def short_description(description: str | None, fallback: str) -> str:
@@ -97,31 +106,27 @@ def short_description(description: str | None, fallback: str) -> str:
     return cut.rstrip(" ,.;:-") + "…"
 
 
-def server_entry(row: asyncpg.Record, namespace: str) -> dict[str, Any]:
-    title = " ".join(row["endpoint_name"].split())[:TITLE_MAX]
-    server = {
-        "$schema": SERVER_SCHEMA_URL,
-        "name": row["server_name"],
-        "title": title,
-        "description": short_description(row["description"], row["endpoint_name"]),
-        "version": row["version"],
+def server_entry(row: asyncpg.Record, namespace: str) -> McpServerResponse:
+    server = McpServer(
+        schema_=SERVER_SCHEMA_URL,
+        name=row["server_name"],
+        title=" ".join(row["endpoint_name"].split())[:TITLE_MAX],
+        description=short_description(row["description"], row["endpoint_name"]),
+        version=row["version"],
         # Byte for byte what was registered: clients compare the configured URL with ===.
-        "remotes": [{"type": row["transport"], "url": row["endpoint_url"]}],
-        "_meta": {
-            f"{namespace}/registration": {
-                "registrationId": str(row["registration_id"]),
-                "ownerContact": row["owner_contact"],
-                "tools": row["available_tools"],
-            }
+        remotes=[McpRemote(type=row["transport"], url=row["endpoint_url"])],
+        meta={
+            f"{namespace}/registration": McpRegistrationExtras(
+                registrationId=row["registration_id"],
+                ownerContact=row["owner_contact"],
+                tools=row["available_tools"],
+            )
         },
-    }
-    official = {
-        "status": "active",
-        "publishedAt": _iso(row["approved_at"]),
-        "updatedAt": _iso(row["updated_at"]),
-        "isLatest": True,
-    }
-    return {"server": server, "_meta": {OFFICIAL_META_KEY: official}}
+    )
+    official = McpOfficialStatus(
+        status="active", publishedAt=row["approved_at"], updatedAt=row["updated_at"], isLatest=True
+    )
+    return McpServerResponse(server=server, meta={OFFICIAL_META_KEY: official})
 
 
 # ---------------------------------------------------------------- cursors and query strings
@@ -183,7 +188,7 @@ def _text_param(params: dict[str, str], name: str, max_length: int) -> str | Non
 # ---------------------------------------------------------------- reads
 
 
-async def list_servers(params: dict[str, str], namespace: str) -> dict[str, Any]:
+async def list_servers(params: dict[str, str], namespace: str) -> McpServerList:
     limit = _limit(params)
     cursor = params.get("cursor")
     # The cursor carries its own filter: VS Code drops `search` on every page after the first.
@@ -212,10 +217,11 @@ async def list_servers(params: dict[str, str], namespace: str) -> dict[str, Any]
     async with db.connection() as conn:
         rows = await conn.fetch(sql, *args)
     page = rows[:limit]
-    metadata: dict[str, Any] = {"count": len(page)}
-    if len(rows) > limit:
-        metadata["nextCursor"] = encode_cursor({**state, "after": page[-1]["server_name"]})
-    return {"servers": [server_entry(row, namespace) for row in page], "metadata": metadata}
+    next_cursor = encode_cursor({**state, "after": page[-1]["server_name"]}) if len(rows) > limit else None
+    return McpServerList(
+        servers=[server_entry(row, namespace) for row in page],
+        metadata=McpListMetadata(count=len(page), nextCursor=next_cursor),
+    )
 
 
 async def get_approved_server(name: str) -> asyncpg.Record:
@@ -244,14 +250,14 @@ def parse_server_path(rest: str) -> tuple[str, str | None]:
     return name, version
 
 
-async def server_versions(rest: str, namespace: str) -> tuple[dict[str, Any], int]:
+async def server_versions(rest: str, namespace: str) -> McpServerList | McpServerResponse:
     name, version = parse_server_path(rest)
     row = await get_approved_server(name)
     if version is None:
-        return {"servers": [server_entry(row, namespace)], "metadata": {"count": 1}}, 200
+        return McpServerList(servers=[server_entry(row, namespace)], metadata=McpListMetadata(count=1))
     if version != "latest" and version != row["version"]:
         raise RegistryError(404, "Server version not found")
-    return server_entry(row, namespace), 200
+    return server_entry(row, namespace)
 
 
 async def registry_servers_response(req: func.HttpRequest) -> func.HttpResponse:
@@ -264,9 +270,9 @@ async def registry_servers_response(req: func.HttpRequest) -> func.HttpResponse:
     rest = (req.route_params.get("rest") or "").strip("/")
     try:
         if not rest:
-            payload, status = await list_servers(dict(req.params), settings.server_namespace), 200
+            payload: BaseModel = await list_servers(dict(req.params), settings.server_namespace)
         else:
-            payload, status = await server_versions(rest, settings.server_namespace)
+            payload = await server_versions(rest, settings.server_namespace)
     except RegistryError as exc:
         return registry_error_response(exc.status, exc.message)
     except Exception as exc:
@@ -274,7 +280,7 @@ async def registry_servers_response(req: func.HttpRequest) -> func.HttpResponse:
         if error is None:
             raise
         return registry_error_response(error.status, error.detail, error.headers)
-    return registry_response(payload, status=status)
+    return registry_response(payload)
 
 
 async def allowlist_response() -> func.HttpResponse:
@@ -283,7 +289,7 @@ async def allowlist_response() -> func.HttpResponse:
         raise RegistryDisabled()
     async with db.connection() as conn:
         rows = await conn.fetch(SELECT_ALLOWED_URLS_SQL)
-    return json_response({"allowedMcpServers": [{"serverUrl": row["endpoint_url"]} for row in rows]})
+    return json_response(McpAllowlist(allowedMcpServers=[AllowedMcpServer(serverUrl=row["endpoint_url"]) for row in rows]))
 
 
 class RegistryDisabled(ApiError):

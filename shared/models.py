@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema
 
 RegistrationStatus = Literal["Pending", "Approved", "Rejected"]
@@ -397,3 +397,85 @@ class AuditLogQuery(_Query):
         if value is not None and start is not None and value < start:
             raise ValueError("`to` must not be before `from`")
         return value
+
+
+# ---------------------------------------------------------------- other responses
+
+
+class HealthReport(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    database: Literal["connected", "disconnected"]
+    timestamp: datetime
+
+
+# ---------------------------------------------------------------- the MCP Registry (v0.1) format
+
+
+class McpRemote(BaseModel):
+    type: Transport
+    url: str
+
+
+class McpRegistrationExtras(BaseModel):
+    """What this registry adds to a server, under a reverse-DNS key in the server's `_meta`."""
+
+    registrationId: UUID
+    ownerContact: str
+    tools: list[Tool]
+
+
+class McpServer(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: str = Field(alias="$schema")
+    name: str
+    title: str
+    description: str
+    version: str
+    remotes: list[McpRemote]
+    meta: dict[str, McpRegistrationExtras] = Field(alias="_meta")
+
+
+class McpOfficialStatus(BaseModel):
+    status: Literal["active", "deprecated", "deleted"]
+    publishedAt: datetime
+    updatedAt: datetime
+    isLatest: bool
+
+
+class McpServerResponse(BaseModel):
+    """One server in the MCP Registry v0.1 format."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    server: McpServer
+    meta: dict[str, McpOfficialStatus] = Field(alias="_meta")
+
+
+class McpListMetadata(BaseModel):
+    count: int
+    nextCursor: str | SkipJsonSchema[None] = None
+
+
+class McpServerList(BaseModel):
+    servers: list[McpServerResponse]
+    metadata: McpListMetadata
+
+
+class McpRegistryError(BaseModel):
+    """The MCP Registry's error body; the API's own keys ride along."""
+
+    error: str
+    detail: str
+    error_code: str
+
+
+class AllowedMcpServer(BaseModel):
+    serverUrl: str
+
+
+class McpAllowlist(BaseModel):
+    """Copilot's enterprise managed-settings.json `allowedMcpServers` (serverUrl entries)."""
+
+    allowedMcpServers: list[AllowedMcpServer]
+

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, SkipJsonSchema, models_json_schema
 
 from shared.app_index import HttpRoute, http_routes
@@ -52,6 +52,11 @@ from shared.models import (
     AuditLogList,
     AuditLogQuery,
     ByUrlQuery,
+    HealthReport,
+    McpAllowlist,
+    McpRegistryError,
+    McpServerList,
+    McpServerResponse,
     MyRegistrationsQuery,
     Registration,
     RegistrationCreate,
@@ -92,54 +97,6 @@ class Error(BaseModel):
     )
 
 
-class HealthReport(BaseModel):
-    status: Literal["healthy", "unhealthy"]
-    database: Literal["connected", "disconnected"]
-    timestamp: datetime
-
-
-class McpRemote(BaseModel):
-    type: str
-    url: str
-
-
-class McpServer(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    schema_: str = Field(alias="$schema")
-    name: str
-    title: str
-    description: str
-    version: str
-    remotes: list[McpRemote]
-    meta: dict[str, Any] = Field(alias="_meta")
-
-
-class McpServerResponse(BaseModel):
-    """One server in the MCP Registry v0.1 format."""
-
-    server: McpServer
-    meta: dict[str, Any] = Field(alias="_meta")
-
-
-class McpListMetadata(BaseModel):
-    count: int
-    nextCursor: str | SkipJsonSchema[None] = None
-
-
-class McpServerList(BaseModel):
-    servers: list[McpServerResponse]
-    metadata: McpListMetadata
-
-
-class McpRegistryError(BaseModel):
-    """The MCP Registry's error body; the API's own keys ride along."""
-
-    error: str
-    detail: str
-    error_code: str
-
-
 class McpServersQuery(BaseModel):
     """The registry's list parameters (parsed in shared/mcp_registry.py); an empty value counts as absent."""
 
@@ -152,14 +109,6 @@ class McpServersQuery(BaseModel):
     search: str | SkipJsonSchema[None] = Field(default=None, max_length=200, description="Substring of name or description")
     updated_since: datetime | Literal[""] | SkipJsonSchema[None] = Field(default=None, description="RFC 3339 timestamp")
     version: str | SkipJsonSchema[None] = Field(default=None, max_length=255, description="A version, or `latest`")
-
-
-class AllowedMcpServer(BaseModel):
-    serverUrl: str
-
-
-class McpAllowlist(BaseModel):
-    allowedMcpServers: list[AllowedMcpServer]
 
 
 # ---------------------------------------------------------------- the description table
