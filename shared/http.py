@@ -38,6 +38,7 @@ logger = logging.getLogger("mcp_registry.http")
 access_logger = logging.getLogger("mcp_registry.access")
 
 MAX_BODY_BYTES = 64 * 1024
+EXPOSED_HEADERS = "ETag, Location, Retry-After, WWW-Authenticate"
 JSON_MEDIA_TYPE = "application/json"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -268,6 +269,9 @@ def endpoint(handler: Handler) -> Trigger:
                     response = await handler(req)
                 except Exception as exc:
                     response = _response_for(exc, invocation_id)
+                # Cross-origin callers (the SPA) may read these; CORS hides every other response header.
+                if "Access-Control-Expose-Headers" not in response.headers:
+                    response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
                 telemetry.end_request_span(span, response.status_code)
                 access_logger.info(
                     "%s %s %s",

@@ -419,11 +419,13 @@ class LocalFunctionsHost:
             response_headers["Content-Type"] = f"{response.mimetype}{charset}"
         cors = self._cors_headers(origin)
         if cors:
-            # Host CORS overrides whatever CORS headers the function set, as platform CORS does on Azure.
+            # Host CORS overrides the origin/method/header grants the function set, as platform CORS does on
+            # Azure; which response headers a page may read (Expose-Headers) stays the function's to say.
             response_headers = {
                 name: value
                 for name, value in response_headers.items()
                 if not name.lower().startswith("access-control-")
+                or name.lower() == "access-control-expose-headers"
             }
             response_headers.update(cors)
         return int(response.status_code), response_headers, response.get_body() or b""

@@ -210,6 +210,8 @@ async def test_the_frontend_origin_creates_lists_and_reads_a_registration_throug
     read = await call_api(page, host.base_url, "GET", f"/api/registrations/{registration['registration_id']}", token)
     assert read["ok"] and read["status"] == 200, read
     assert read["body"] == registration
+    # The ETag is readable cross-origin, so the frontend can send If-Match on edits.
+    assert read["etag"] == created["etag"] and read["etag"]
 
     # JSON errors reach the frontend too (the error shape, readable cross-origin).
     invalid = await call_api(page, host.base_url, "POST", "/api/registrations", token, {"endpoint_url": "nope"})
