@@ -62,8 +62,19 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Every pattern above needs one of these (lower-cased) words to match: text without any of them (nearly every
+# log line and field) skips the five substitutions. Profiled at 1M registrations, redact() was 14.5 % of the
+# serving process's CPU on GET /registrations/{id} (it runs on the access line and on each of its fields).
+_SECRET_HINTS = (
+    "bearer", "basic", "authorization", "cookie", "x-ms-", "x-zumo", "_token", "secret", "passw", "pwd", "eyj", "://",
+)
+
+
 def redact(text: str) -> str:
     """The text with every credential-looking value replaced by [REDACTED]."""
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _SECRET_HINTS):
+        return text
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
