@@ -81,10 +81,15 @@ def server_settings_for(settings: DatabaseSettings) -> dict[str, str]:
     refuses startup parameters it does not track ("unsupported startup parameter: jit"), so behind one —
     which DB_STATEMENT_CACHE_SIZE=0 means in this app's settings — jit is not sent: set it on the server
     for the app's role or database instead (`ALTER ROLE … SET jit = off`).
+
+    random_page_cost 1.1 is for SSD storage (PostgreSQL's default 4 assumes spinning disks): with 4, the exact
+    `total` of a common search term at 1M registrations was a sequential scan (2.6 s); with 1.1 the planner
+    uses the trigram indexes (0.16 s). Behind PgBouncer, set it like jit (`ALTER ROLE … SET random_page_cost`).
     """
     server_settings = {"application_name": APPLICATION_NAME}
     if settings.statement_cache_size > 0:
         server_settings["jit"] = "off"
+        server_settings["random_page_cost"] = "1.1"
     return server_settings
 
 
