@@ -38,6 +38,7 @@ _mode: TelemetryMode | None = None
 _own_request_spans = False
 
 SERVICE_NAME = "mcp-registry-api"
+_EXPORTER_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.monitor.opentelemetry")
 TRACER_NAME = "mcp_registry"
 
 
@@ -71,6 +72,9 @@ def configure_telemetry(env: Mapping[str, str] | None = None) -> TelemetryMode:
             # Under a worker (Core Tools without the worker setting) the host records requests already.
             _own_request_spans = not worker_handlers()
         _instrument_asyncpg()
+        # The exporter's own HTTP calls would be logged (and exported, and logged...) at INFO: warnings only.
+        for name in _EXPORTER_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         # The Azure Monitor log handler gets our context/redaction filter too.
         attach_filter_to_root_handlers()
         logger.info("telemetry configured", extra={"telemetry_mode": _mode})

@@ -20,6 +20,8 @@ from shared.embedded_db import ROOT, server_dsn, start_embedded_server
 from shared.migrate import MIGRATIONS_DIR, apply_migrations
 from tests.support.host import LocalHostProcess
 from tests.support.issuer import ADMIN_ROLE, CLIENT_ID, TENANT_ID, TestIssuer
+from tests.support.pgbouncer import bouncer_dsn_for, direct_server_dsn, through_pgbouncer
+from tests.support.pgbouncer import host_settings as pgbouncer_host_settings
 
 
 def _with_database(dsn: str, database: str) -> str:
@@ -27,12 +29,32 @@ def _with_database(dsn: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
+# Through PgBouncer (tests/support/pgbouncer.py): app hosts and the tests' own connections go through it with
+# asyncpg's statement cache off; creating databases and migrations connect to PostgreSQL directly.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not through_pgbouncer():
+        return
+    # In-process pools (shared.db) and every asyncpg.connect of the tests: no prepared-statement cache.
+    os.environ["DB_STATEMENT_CACHE_SIZE"] = "0"
+    real_connect = asyncpg.connect
+
+    async def connect_without_statement_cache(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+        kwargs.setdefault("statement_cache_size", 0)
+        conn: asyncpg.Connection = await real_connect(*args, **kwargs)
+        return conn
+
+    asyncpg.connect = connect_without_statement_cache  # type: ignore[assignment]
+
+
 @pytest.fixture(scope="session")
 def pg_server_dsn() -> Iterator[str]:
     """A DSN for an administrative database on the server the tests use."""
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
-        yield explicit
+        # Through PgBouncer: administration (CREATE DATABASE, migrations) talks to PostgreSQL itself.
+        yield direct_server_dsn(explicit) if through_pgbouncer() else explicit
         return
     server = start_embedded_server(ROOT / ".local" / "test-pgdata")
     yield server_dsn(server)
@@ -51,7 +73,7 @@ async def create_migrated_database(server_dsn_: str, prefix: str = "mcpreg_test"
         await apply_migrations(conn, MIGRATIONS_DIR)
     finally:
         await conn.close()
-    return dsn
+    return bouncer_dsn_for(server_dsn_, dsn)
 
 
 async def drop_database(server_dsn_: str, dsn: str) -> None:
@@ -90,6 +112,7 @@ def host_environment(database_url: str, issuer: TestIssuer, **overrides: str) ->
     env = {
         "DATABASE_URL": database_url,
         "DB_SSL": "disable",
+        **pgbouncer_host_settings(),
         "ENTRA_TENANT_ID": TENANT_ID,
         "ENTRA_CLIENT_ID": CLIENT_ID,
         "ENTRA_ADMIN_ROLE": ADMIN_ROLE,

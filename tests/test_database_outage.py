@@ -371,13 +371,13 @@ async def test_postgresql_errors_map_to_the_contracts_codes(
 
 
 async def test_a_killed_connection_makes_the_pool_replace_its_idle_connections(
-    in_process_db: None, database_url: str
+    in_process_db: None, pg_server_dsn: str
 ) -> None:
     pool = await db.get_pool()
     # Two pooled connections, both idle.
     async with db.connection() as first, db.connection() as second:
         pids = {await first.fetchval("SELECT pg_backend_pid()"), await second.fetchval("SELECT pg_backend_pid()")}
-    admin = await asyncpg.connect(database_url)
+    admin = await asyncpg.connect(pg_server_dsn)  # directly to the server, never through a bouncer
     try:
         await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(pids))
     finally:

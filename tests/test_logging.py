@@ -8,7 +8,10 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.logs import REDACTED, RequestContextFilter, json_formatter, redact, request_fields
 from tests.conftest import bearer, create_migrated_database, drop_database
-from tests.support.host import LocalHostProcess
+from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import TENANT_ID, TestIssuer
 
 HostFactory = Callable[..., LocalHostProcess]
@@ -423,3 +426,55 @@ async def _locked_request(client: httpx.AsyncClient, database: str, headers: dic
     finally:
         await conn.close()
     await asyncio.sleep(0)
+
+
+# ---------------------------------------------------------------- under the Functions worker
+
+
+WORKER_LOGGING = """
+import json, logging, sys
+
+class AsyncLoggingHandler(logging.Handler):
+    # Stands in for the worker's gRPC handler: it formats each record and forwards the text to the host.
+    def __init__(self):
+        super().__init__()
+        self.forwarded = []
+    def emit(self, record):
+        self.forwarded.append(self.format(record))
+
+AsyncLoggingHandler.__module__ = "azure_functions_worker.dispatcher"
+worker = AsyncLoggingHandler()
+root = logging.getLogger()
+root.addHandler(worker)
+root.setLevel(logging.INFO)
+
+import function_app
+from shared.logs import request_fields
+
+handlers = [type(h).__name__ for h in root.handlers]
+request_fields.set({"invocation_id": "inv-azure", "function": "health"})
+logging.getLogger("mcp_registry.access").info("GET /api/health 200", extra={"status": 200})
+logging.getLogger("shared.auth").debug("a debug line LOG_LEVEL drops")
+logging.getLogger("azure_functions_worker").info("Received FunctionInvocationRequest")
+print("RESULT " + json.dumps({"handlers": handlers, "forwarded": worker.forwarded, "root_level": root.level}))
+"""
+
+
+def test_under_the_worker_its_handler_forwards_our_records_as_json_and_nothing_is_printed_twice() -> None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LOG_LEVEL": "INFO"}
+    completed = subprocess.run(
+        [sys.executable, "-c", WORKER_LOGGING], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    (line,) = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    result = json.loads(line.removeprefix("RESULT "))
+    # No stdout handler of ours: the host collects stdout too, so it would log every line twice.
+    assert result["handlers"] == ["AsyncLoggingHandler"]
+    assert [line for line in completed.stdout.splitlines() if not line.startswith("RESULT ")] == []
+    # The worker keeps its root level; our loggers follow LOG_LEVEL.
+    assert result["root_level"] == logging.INFO
+    app_line, worker_line = result["forwarded"]
+    record = json.loads(app_line)
+    assert record["logger"] == "mcp_registry.access" and record["invocation_id"] == "inv-azure"
+    assert record["status"] == 200 and record["level"] == "INFO"
+    assert worker_line == "Received FunctionInvocationRequest"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.pgbouncer import host_settings as pgbouncer_host_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -33,6 +35,8 @@ class LocalHostProcess:
         if app is not None:
             args += ["--app", app]
         full_env = {key: value for key, value in os.environ.items() if not key.startswith(("ENTRA_", "DB_", "EASYAUTH", "WEBSITE_AUTH"))}
+        # Through PgBouncer every host runs without asyncpg's statement cache (unless a test says otherwise).
+        full_env.update(pgbouncer_host_settings())
         full_env.update(env)
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
