@@ -11,6 +11,8 @@ import logging
 import os
 from typing import Any
 
+import asyncpg
+
 from shared.local_host import apply_local_values, load_local_settings
 from shared.logs import configure_logging
 from shared.settings import DatabaseSettings, clear_settings_cache
@@ -36,8 +38,8 @@ def prepare_database() -> None:
 
     try:
         applied = asyncio.run(migrate_database(DatabaseSettings.from_env()))
-    except (OSError, TimeoutError) as exc:
-        # Like `func start`, serve anyway: endpoints answer 503 until the database is reachable.
+    except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        # Like `func start`, serve anyway: endpoints answer 503 until the database lets us in.
         print(f"migrations: not applied, the database is unreachable ({type(exc).__name__}: {exc})")
         return
     print(f"migrations: applied {', '.join(applied)}" if applied else "migrations: up to date")

@@ -1,8 +1,8 @@
 """Apply the ordered SQL migrations in `sql/`: `python -m shared.migrate`.
 
-Runs under a PostgreSQL advisory lock (concurrent runners apply each file once), applies each pending
-file in its own transaction together with its record in `schema_migrations`, and refuses to run when a
-file that was already applied has changed. The function app itself never runs DDL.
+Runs in one transaction under a PostgreSQL advisory lock (concurrent runners apply each file once),
+records each file in `schema_migrations` with its checksum, and refuses to run when a file that was
+already applied has changed. The function app itself never runs DDL.
 """
 
 from __future__ import annotations
@@ -75,25 +75,27 @@ def pending_migrations(
 
 
 async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply pending migrations on `conn`; returns the names applied (empty when up to date)."""
+    """Apply pending migrations on `conn`; returns the names applied (empty when up to date).
+
+    One transaction holds a transaction-scoped advisory lock, so concurrent runners apply each file once,
+    a failure leaves nothing behind, and the lock cannot outlive the run (it also works through PgBouncer
+    in transaction mode, where session locks would stick to a pooled server connection).
+    """
     migrations = load_migrations(directory)
-    # Backfills that derive MCP server names read the namespace from this session setting.
     namespace = os.environ.get("MCP_SERVER_NAMESPACE", "").strip()
-    if namespace:
-        await conn.execute("SELECT set_config('mcp_registry.namespace', $1, false)", namespace)
-    await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
-    try:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
+        if namespace:
+            # Backfills that derive MCP server names read the namespace from this setting.
+            await conn.execute("SELECT set_config('mcp_registry.namespace', $1, true)", namespace)
         await conn.execute(CREATE_MIGRATIONS_TABLE_SQL)
         applied = {row["name"]: row["checksum"] for row in await conn.fetch(SELECT_APPLIED_SQL)}
         todo = pending_migrations(migrations, applied, directory)
         for migration in todo:
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(INSERT_APPLIED_SQL, migration.name, migration.checksum)
+            await conn.execute(migration.sql)
+            await conn.execute(INSERT_APPLIED_SQL, migration.name, migration.checksum)
             logger.info("applied migration %s", migration.name)
-        return [migration.name for migration in todo]
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+    return [migration.name for migration in todo]
 
 
 async def connect(settings: DatabaseSettings) -> asyncpg.Connection:

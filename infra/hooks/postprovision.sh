@@ -118,6 +118,10 @@ async def main() -> None:
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {r}",
             # The migration ledger is read-only for the app.
             f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE schema_migrations FROM {r}",
+            # Planner settings the app sends at connect time, set on the role so they also hold behind
+            # PgBouncer (which refuses them as startup parameters): see shared/db.py.
+            f"ALTER ROLE {r} SET jit = off",
+            f"ALTER ROLE {r} SET random_page_cost = 1.1",
         ]
         async with conn.transaction():
             for statement in statements:
