@@ -67,7 +67,12 @@ def configure_telemetry(env: Mapping[str, str] | None = None) -> TelemetryMode:
         if settings.worker_configures_telemetry:
             _mode = "worker"
         else:
-            _configure_azure_monitor(settings.appinsights_connection_string)
+            try:
+                _configure_azure_monitor(settings.appinsights_connection_string)
+            except Exception as exc:  # telemetry must never stop the app from indexing or serving
+                logger.error("telemetry not configured: Azure Monitor refused the setup (%s)", type(exc).__name__)
+                _mode = "off"
+                return _mode
             _mode = "app"
             # Under a worker (Core Tools without the worker setting) the host records requests already.
             _own_request_spans = not worker_handlers()

@@ -83,6 +83,13 @@ def test_an_empty_connection_string_is_off_too() -> None:
     assert (result["mode"], result["loaded"]) == ("off", [])
 
 
+def test_a_malformed_connection_string_leaves_telemetry_off_and_the_app_indexes() -> None:
+    result = run_python(IMPORT_APP, clean_env(APPLICATIONINSIGHTS_CONNECTION_STRING="not a connection string"))
+
+    assert result["mode"] == "off"
+    assert "Azure Monitor refused the setup" in result["stdout"]
+
+
 SPY = """
 import json, logging, sys
 import azure.monitor.opentelemetry as distro
