@@ -13,6 +13,7 @@ from azure.identity import ManagedIdentityCredential
 
 from shared import db, db_entra
 from shared.settings import DatabaseSettings
+from tests.support.pgbouncer import host_settings as pgbouncer_settings
 
 POSTGRES_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
 
@@ -37,7 +38,13 @@ class FakeCredential:
 
 def entra_settings(database_url: str, **overrides: str) -> DatabaseSettings:
     return DatabaseSettings.from_env(
-        {"DATABASE_URL": database_url, "DATABASE_AUTH": "entra", "DB_SSL": "disable", **overrides}
+        {
+            "DATABASE_URL": database_url,
+            "DATABASE_AUTH": "entra",
+            "DB_SSL": "disable",
+            **pgbouncer_settings(),
+            **overrides,
+        }
     )
 
 
