@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from shared.migrate import MIGRATIONS_DIR, apply_migrations
-from tests.conftest import _with_database, drop_database
+from tests.conftest import drop_database
 
 
 async def test_existing_registrations_get_unique_names_in_the_configured_namespace(
@@ -23,7 +24,8 @@ async def test_existing_registrations_get_unique_names_in_the_configured_namespa
     admin = await asyncpg.connect(pg_server_dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    dsn = _with_database(pg_server_dsn, name)
+    parts = urlsplit(pg_server_dsn)
+    dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
     conn = await asyncpg.connect(dsn)
     try:
         await apply_migrations(conn, only_first)
