@@ -29,6 +29,7 @@ import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 
 from shared.app_index import indexed_functions
+from shared.errors import MethodNotAllowed, NotFound
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the host's default request size limit
@@ -388,13 +389,12 @@ class LocalFunctionsHost:
             return self._preflight(headers)
         function, route_params, allowed = self.match(raw_path, method)
         if function is None:
-            status, error = (405, "METHOD_NOT_ALLOWED") if allowed else (404, "NOT_FOUND")
-            detail = "Method not allowed" if allowed else "No function matches this path"
+            error = MethodNotAllowed() if allowed else NotFound("No function matches this path")
             response_headers = {"Content-Type": "application/json; charset=utf-8"}
             if allowed:
                 response_headers["Allow"] = ", ".join(sorted(allowed))
             response_headers.update(self._cors_headers(origin))
-            return status, response_headers, json.dumps({"detail": detail, "error_code": error}).encode()
+            return error.status, response_headers, json.dumps(error.body()).encode()
         url = base_url + raw_path + (f"?{query}" if query else "")
         request = func.HttpRequest(
             method=method,

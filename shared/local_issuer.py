@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import time
@@ -59,8 +60,6 @@ def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, str]:
 
 def key_id(key: rsa.RSAPrivateKey) -> str:
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    import hashlib
-
     return base64.urlsafe_b64encode(hashlib.sha256(der).digest()[:15]).decode("ascii")
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -213,5 +212,3 @@ def bind_request_fields(**fields: Any) -> None:
         current.update({key: value for key, value in fields.items() if value is not None})
 
 
-def current_request_fields() -> Mapping[str, Any]:
-    return request_fields.get() or {}

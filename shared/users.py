@@ -66,14 +66,12 @@ async def fetch_user(conn: asyncpg.Connection, user_id: UUID) -> User:
     return User.model_validate(dict(row))
 
 
-async def get_user_response(user_id: UUID) -> func.HttpResponse:
+async def get_user_response(user_id: UUID, *, status: int = 200) -> func.HttpResponse:
     async with db.connection() as conn:
         user = await fetch_user(conn, user_id)
-    return json_response(user)
+    return json_response(user, status=status)
 
 
 async def sign_in_response(user_id: UUID, *, created: bool) -> func.HttpResponse:
     """POST /users: the caller's record, 201 when this request's sign-in created it."""
-    async with db.connection() as conn:
-        user = await fetch_user(conn, user_id)
-    return json_response(user, status=201 if created else 200)
+    return await get_user_response(user_id, status=201 if created else 200)

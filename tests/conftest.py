@@ -141,7 +141,7 @@ def api_host(database_url: str, issuer: TestIssuer, log_dir: Path) -> Iterator[L
 
 @pytest.fixture
 async def api(api_host: LocalHostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_host.base_url, timeout=30.0) as client:
+    async with api_host.client() as client:
         yield client
 
 
@@ -178,9 +178,6 @@ def user_token(issuer: TestIssuer) -> Callable[..., str]:
 
     return mint
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def gather_all(*awaitables: Any) -> list[Any]:

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import host_environment
 from tests.support.host import LocalHostProcess
-from tests.support.issuer import ADMIN_ROLE, TENANT_ID, TestIssuer
+from tests.support.issuer import ADMIN_ROLE, TENANT_ID, TestIssuer, bearer
 
 OID_LONG = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 TID_LONG = "http://schemas.microsoft.com/identity/claims/tenantid"
@@ -49,9 +49,6 @@ def easyauth_headers(principal_id: str | None, principal: str | None) -> dict[st
     return headers
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
 
 async def users_with_oid(db: asyncpg.Connection, oid: str) -> int:
     count: int = await db.fetchval("SELECT count(*) FROM users WHERE entra_id = $1", oid)
@@ -75,7 +72,7 @@ def easyauth_host(database_url: str, issuer: TestIssuer, log_dir: Path) -> Itera
 
 @pytest.fixture
 async def easyauth_api(easyauth_host: LocalHostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=easyauth_host.base_url, timeout=30.0) as client:
+    async with easyauth_host.client() as client:
         yield client
 
 
@@ -315,7 +312,7 @@ async def test_platform_auth_enabled_turns_the_check_on(
 ) -> None:
     host = start_host(WEBSITE_AUTH_ENABLED="True")
     oid = str(uuid.uuid4())
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30.0) as client:
+    async with host.client() as client:
         without = await client.get("/api/users/me", headers=bearer(issuer.token(oid=oid)))
         with_principal = await client.get(
             "/api/users/me", headers=bearer(issuer.token(oid=oid)) | easyauth_headers(oid, principal_of(oid))
@@ -330,7 +327,7 @@ async def test_easyauth_required_false_overrides_the_platform_flag(
 ) -> None:
     host = start_host(WEBSITE_AUTH_ENABLED="True", EASYAUTH_REQUIRED="false")
     oid = str(uuid.uuid4())
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30.0) as client:
+    async with host.client() as client:
         response = await client.get("/api/users/me", headers=bearer(issuer.token(oid=oid)))
 
     assert response.status_code == 200

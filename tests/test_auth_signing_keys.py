@@ -16,7 +16,7 @@ import pytest
 
 from shared.local_issuer import key_id, new_rsa_key
 from tests.support.host import LocalHostProcess
-from tests.support.issuer import TENANT_ID, TestIssuer
+from tests.support.issuer import TENANT_ID, TestIssuer, bearer
 
 OTHER_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
@@ -73,9 +73,6 @@ async def client_for() -> AsyncIterator[Callable[[LocalHostProcess], httpx.Async
     for client in clients:
         await client.aclose()
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def sign_in(client: httpx.AsyncClient, token: str) -> int:

@@ -106,7 +106,7 @@ async def test_an_unreachable_database_is_503_within_the_timeouts_for_reads_and_
     )
     token = user_token()
     bound = 1 + 1 + SLACK_S
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+    async with host.client() as client:
         calls = [
             lambda: client.post("/api/users", headers=bearer(token)),
             lambda: client.get("/api/users/me", headers=bearer(token)),
@@ -133,7 +133,7 @@ async def test_a_query_blocked_past_the_command_timeout_is_503_and_is_cancelled_
 ) -> None:
     host = start_host(DATABASE_URL=own_database, DB_COMMAND_TIMEOUT_S="1", DB_ACQUIRE_TIMEOUT_S="1")
     token = user_token()
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+    async with host.client() as client:
         assert (await client.post("/api/users", headers=bearer(token))).status_code == 201
         locker = await asyncpg.connect(own_database)
         try:
@@ -161,7 +161,7 @@ async def test_an_exhausted_pool_waits_the_acquire_timeout_then_503_and_leaks_no
         DATABASE_URL=own_database, DB_POOL_MAX_SIZE="1", DB_ACQUIRE_TIMEOUT_S="1", DB_COMMAND_TIMEOUT_S="20"
     )
     token = user_token()
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=60) as client:
+    async with host.client(timeout=60) as client:
         # Sign in first: later requests authenticate from the worker's caller cache, without the database.
         assert (await client.post("/api/users", headers=bearer(token))).status_code == 201
         locker = await asyncpg.connect(own_database)
@@ -188,7 +188,7 @@ async def test_an_exhausted_pool_waits_the_acquire_timeout_then_503_and_leaks_no
         assert 0.8 <= elapsed < 1 + SLACK_S, elapsed
 
     # After the storm: the pool is back to its one idle connection, and it serves.
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+    async with host.client() as client:
         for _ in range(5):
             assert (await client.get("/api/registrations", headers=bearer(token))).status_code == 200
     states = await app_backends(own_database)
@@ -261,7 +261,7 @@ async def test_postgresql_stopped_and_restarted_under_a_stream_of_requests(
             DATABASE_URL=database, DB_POOL_MAX_SIZE="4", DB_ACQUIRE_TIMEOUT_S="1", DB_COMMAND_TIMEOUT_S="2"
         )
         token = user_token()
-        async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+        async with host.client() as client:
             assert (await client.post("/api/users", headers=bearer(token))).status_code == 201
             stream = Stream(client, token)
             tasks = [asyncio.create_task(stream.writer()) for _ in range(3)]

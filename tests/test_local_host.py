@@ -43,7 +43,7 @@ def echo_host(database_url: str, issuer: TestIssuer, log_dir: Path) -> Iterator[
 
 @pytest.fixture
 async def echo(echo_host: LocalHostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=echo_host.base_url, timeout=30.0) as client:
+    async with echo_host.client() as client:
         yield client
 
 
@@ -289,7 +289,7 @@ async def test_responses_carry_cors_headers_only_for_allowed_origins(api: httpx.
 
 async def test_cors_origins_come_from_the_command_line(start_host: Callable[..., LocalHostProcess]) -> None:
     host = start_host(cors="https://app.example.com, https://other.example.com/")
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30.0) as client:
+    async with host.client() as client:
         ok = await client.options("/api/health", headers=_preflight_headers("https://other.example.com"))
         assert ok.headers["access-control-allow-origin"] == "https://other.example.com"
         refused = await client.options("/api/health", headers=_preflight_headers(ALLOWED_ORIGIN))

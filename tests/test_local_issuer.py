@@ -26,13 +26,11 @@ import pytest
 from shared.local_issuer import DEFAULT_KEY_FILE, ISSUER_PATH, new_rsa_key
 from shared.local_setup import LOCAL_ADMIN_OID, LOCAL_CLIENT_ID, LOCAL_TENANT_ID, LOCAL_USER_OID
 from tests.support.host import ROOT, LocalHostProcess
+from tests.support.issuer import bearer
 
 V1_ISSUER = f"https://sts.windows.net/{LOCAL_TENANT_ID}/"
 V2_ISSUER = f"https://login.microsoftonline.com/{LOCAL_TENANT_ID}/v2.0"
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def cli_environment() -> dict[str, str]:
@@ -72,7 +70,7 @@ def local_run(database_url: str, log_dir: Path) -> Iterator[LocalHostProcess]:
 
 @pytest.fixture
 async def local_api(local_run: LocalHostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=local_run.base_url, timeout=30.0) as client:
+    async with local_run.client() as client:
         yield client
 
 

@@ -165,7 +165,7 @@ async def test_each_request_writes_exactly_one_structured_access_line(
         ("GET", "/api/users/me", None, 401, None),
     ]
     trace_ids = []
-    async with httpx.AsyncClient(base_url=info_host.base_url, timeout=30) as client:
+    async with info_host.client() as client:
         for method, path, bearer_token, status, _ in calls:
             trace_id, header = traceparent()
             trace_ids.append(trace_id)
@@ -198,7 +198,7 @@ async def test_each_request_writes_exactly_one_structured_access_line(
 
 
 async def test_a_request_without_traceparent_has_no_trace_id(info_host: LocalHostProcess) -> None:
-    async with httpx.AsyncClient(base_url=info_host.base_url, timeout=30) as client:
+    async with info_host.client() as client:
         for bad in (None, "not-a-traceparent", "00-" + "0" * 32 + "-" + "1" * 16 + "-01"):
             response = await client.get("/api/health", headers={"traceparent": bad} if bad else {})
             assert response.status_code == 200
@@ -209,7 +209,7 @@ async def test_a_request_without_traceparent_has_no_trace_id(info_host: LocalHos
 
 async def test_log_level_warning_drops_info_lines(start_host: HostFactory) -> None:
     host = start_host(LOG_LEVEL="warning")
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+    async with host.client() as client:
         for _ in range(3):
             assert (await client.get("/api/health")).status_code == 200
         assert (await client.get("/api/users/me")).status_code == 401
@@ -221,7 +221,7 @@ async def test_log_level_warning_drops_info_lines(start_host: HostFactory) -> No
 
 async def test_log_level_debug_keeps_info_lines(start_host: HostFactory) -> None:
     host = start_host(LOG_LEVEL="DEBUG")
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+    async with host.client() as client:
         assert (await client.get("/api/health")).status_code == 200
     assert len(access_lines(await wait_for_lines(host, lambda rs: bool(access_lines(rs))))) == 1
 
@@ -247,7 +247,7 @@ async def test_an_unexpected_error_is_logged_once_with_the_invocation_id_of_the_
 ) -> None:
     host = start_host(DATABASE_URL=broken_schema_database)
     token = user_token()
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+    async with host.client() as client:
         assert (await client.post("/api/users", headers=bearer(token))).status_code == 201
         await _break_registrations(broken_schema_database)
         response = await client.get("/api/registrations", headers=bearer(token))
@@ -359,7 +359,7 @@ async def _run_many_requests(host: LocalHostProcess, issuer: TestIssuer, databas
     async def count(response: httpx.Response) -> None:
         responses.append(response)
 
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30, event_hooks={"response": [count]}) as client:
+    async with host.client(event_hooks={"response": [count]}) as client:
         # Successes.
         assert (await client.get("/api/health")).status_code == 200
         assert (await client.post("/api/users", headers=user_headers)).status_code == 201

@@ -307,7 +307,7 @@ async def two_hundred_fifty_approved(
     tag = marker()
     submitter, admin = issuer.token(), issuer.token(admin_role="Admin")
     limit = asyncio.Semaphore(16)
-    async with httpx.AsyncClient(base_url=api_host.base_url, timeout=60) as client:
+    async with api_host.client(timeout=60) as client:
 
         async def one(index: int) -> str:
             async with limit:
@@ -447,7 +447,7 @@ async def test_registry_routes_need_no_token_and_send_cors_and_cache_headers(
 
 async def test_options_is_answered_by_the_function_without_a_token(start_host: Callable[..., LocalHostProcess]) -> None:
     host = start_host(cors="")  # no host CORS: the function itself answers OPTIONS
-    async with httpx.AsyncClient(base_url=host.base_url) as client:
+    async with host.client() as client:
         response = await client.options(
             SERVERS, headers={"Origin": "vscode-file://vscode-app", "Access-Control-Request-Method": "GET"}
         )
@@ -460,7 +460,7 @@ async def test_preflight_from_vscode_is_answered_by_the_any_origin_host_cors(
     start_host: Callable[..., LocalHostProcess],
 ) -> None:
     host = start_host(cors="*")  # the deployed platform CORS choice (README.md, CORS)
-    async with httpx.AsyncClient(base_url=host.base_url) as client:
+    async with host.client() as client:
         preflight = await client.options(
             f"{SERVERS}/com.example%2Fx/versions/latest",
             headers={"Origin": "vscode-file://vscode-app", "Access-Control-Request-Method": "GET"},
@@ -483,7 +483,7 @@ async def test_registry_works_anonymously_with_easyauth_on_and_nothing_else_beca
     start_host: Callable[..., LocalHostProcess], submitter_token: str
 ) -> None:
     host = start_host(EASYAUTH_REQUIRED="true")
-    async with httpx.AsyncClient(base_url=host.base_url) as client:
+    async with host.client() as client:
         registry = await client.get(SERVERS, params={"limit": 1})
         lookup = await client.get(f"{SERVERS}/com.example%2Fmissing/versions/latest")
         registrations = await client.get("/api/registrations")
@@ -499,7 +499,7 @@ async def test_registry_works_anonymously_with_easyauth_on_and_nothing_else_beca
 
 async def test_registry_can_be_turned_off(start_host: Callable[..., LocalHostProcess]) -> None:
     host = start_host(MCP_REGISTRY_ENABLED="false")
-    async with httpx.AsyncClient(base_url=host.base_url) as client:
+    async with host.client() as client:
         response = await client.get(SERVERS)
 
     assert response.status_code == 404

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.host import ROOT, LocalHostProcess
@@ -315,7 +314,7 @@ async def test_the_local_run_sends_request_dependency_and_log_telemetry_under_th
     )
     trace_id = secrets.token_hex(16)
     headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+    async with host.client() as client:
         response = await client.post("/api/users", headers={**headers, "Authorization": f"Bearer {user_token()}"})
         assert response.status_code == 201
 

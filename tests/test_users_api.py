@@ -16,13 +16,10 @@ import pytest
 from shared.local_issuer import key_id, new_rsa_key
 from tests.conftest import host_environment
 from tests.support.host import LocalHostProcess
-from tests.support.issuer import ADMIN_GROUP_ID, ADMIN_ROLE, TestIssuer
+from tests.support.issuer import ADMIN_GROUP_ID, ADMIN_ROLE, TestIssuer, bearer
 
 USER_FIELDS = {"user_id", "entra_id", "email", "display_name", "is_admin", "created_at", "updated_at"}
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def new_oid() -> str:
@@ -72,7 +69,7 @@ def group_admin_host(database_url: str, issuer: TestIssuer, log_dir: Path) -> It
 
 @pytest.fixture
 async def group_api(group_admin_host: LocalHostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=group_admin_host.base_url, timeout=30.0) as client:
+    async with group_admin_host.client() as client:
         yield client
 
 
@@ -141,7 +138,7 @@ async def test_two_hundred_concurrent_first_requests_create_exactly_one_user(
     headers = [bearer(tokens()) for _ in range(200)]
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
 
-    async with httpx.AsyncClient(base_url=api_host.base_url, timeout=60.0, limits=limits) as client:
+    async with api_host.client(timeout=60.0, limits=limits) as client:
         responses = await asyncio.gather(*(client.post("/api/users", headers=h) for h in headers))
 
     statuses = sorted(response.status_code for response in responses)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,6 +54,10 @@ class LocalHostProcess:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise RuntimeError(f"local host did not start: {self.log_path.read_text()[-3000:]}")
+
+    def client(self, *, timeout: float = 30.0, **options: Any) -> httpx.AsyncClient:
+        """An HTTP client for this host (close it: `async with host.client() as client:`)."""
+        return httpx.AsyncClient(base_url=self.base_url, timeout=timeout, **options)
 
     def logs(self) -> str:
         self._log.flush()

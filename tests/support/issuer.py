@@ -116,3 +116,8 @@ class TestIssuer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def bearer(token: str, **headers: str) -> dict[str, str]:
+    """Request headers carrying `token` as a bearer credential (plus any others given)."""
+    return {"Authorization": f"Bearer {token}", **headers}

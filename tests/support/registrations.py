@@ -7,12 +7,11 @@ from typing import Any
 
 import httpx
 
+from tests.support.issuer import bearer
+
 REGISTRATIONS = "/api/registrations"
 AUDIT_LOGS = "/api/audit-logs"
 
-
-def bearer(token: str, **headers: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", **headers}
 
 
 def marker() -> str:
