@@ -23,8 +23,9 @@ from shared import db
 from shared.embedded_db import server_dsn, start_embedded_server
 from shared.errors import DatabaseUnavailable, InvalidJson, ValidationFailed
 from shared.settings import clear_settings_cache
-from tests.conftest import bearer, create_migrated_database, drop_database
+from tests.conftest import create_migrated_database, drop_database
 from tests.support.host import ROOT, LocalHostProcess
+from tests.support.issuer import bearer
 
 HostFactory = Callable[..., LocalHostProcess]
 APPLICATION_NAME = "mcp-registry-api"

@@ -24,9 +24,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.logs import REDACTED, RequestContextFilter, json_formatter, redact, request_fields
-from tests.conftest import bearer, create_migrated_database, drop_database
+from tests.conftest import create_migrated_database, drop_database
 from tests.support.host import ROOT, LocalHostProcess
-from tests.support.issuer import TENANT_ID, TestIssuer
+from tests.support.issuer import TENANT_ID, TestIssuer, bearer
 
 HostFactory = Callable[..., LocalHostProcess]
 
