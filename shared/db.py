@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal, cast
@@ -23,11 +24,51 @@ from shared.settings import DatabaseSettings, get_database_settings
 logger = logging.getLogger(__name__)
 
 _pool: asyncpg.Pool | None = None
+_pool_gate: FairGate | None = None
 _pool_loop: asyncio.AbstractEventLoop | None = None
 _pool_lock: asyncio.Lock | None = None
 _lock_loop: asyncio.AbstractEventLoop | None = None
 
 PasswordProvider = Callable[[], Awaitable[str]]
+
+
+class FairGate:
+    """First come, first served admission to the pool: one permit per connection the pool may open.
+
+    asyncpg's pool makes waiters queue on an asyncio.Queue, whose get() lets a request that arrives just as a
+    connection comes back take it before the waiter that was woken for it runs; that waiter then queues again
+    at the back. Under load a few requests wait for ages while the rest pass: my_registrations at 100
+    concurrent requests had a p50 of 10 ms and a p95 of 1.1 s. Here a released permit goes straight to the
+    oldest waiter, and nobody passes a waiter, so a holder of a permit always finds an idle connection.
+    """
+
+    def __init__(self, permits: int) -> None:
+        self._free = permits
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                # Granted and cancelled in the same instant: the permit is ours, hand it on.
+                self.release()
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -126,12 +167,17 @@ def _lock() -> asyncio.Lock:
 
 async def get_pool() -> asyncpg.Pool:
     """The worker's pool, created on first use; concurrent first callers share one creation."""
-    global _pool, _pool_loop
+    pool, _ = await _pool_and_gate()
+    return pool
+
+
+async def _pool_and_gate() -> tuple[asyncpg.Pool, FairGate]:
+    global _pool, _pool_gate, _pool_loop
     loop = asyncio.get_running_loop()
-    if _pool is not None and _pool_loop is loop:
-        return _pool
+    if _pool is not None and _pool_gate is not None and _pool_loop is loop:
+        return _pool, _pool_gate
     async with _lock():
-        if _pool is None or _pool_loop is not loop:
+        if _pool is None or _pool_gate is None or _pool_loop is not loop:
             settings = get_database_settings()
             pool = asyncpg.create_pool(**pool_options(settings))
             try:
@@ -139,18 +185,18 @@ async def get_pool() -> asyncpg.Pool:
             except BaseException:
                 pool.terminate()
                 raise
-            _pool, _pool_loop = pool, loop
+            _pool, _pool_gate, _pool_loop = pool, FairGate(settings.pool_max_size), loop
             logger.info(
                 "database pool created",
                 extra={"pool_min_size": settings.pool_min_size, "pool_max_size": settings.pool_max_size},
             )
-    return _pool
+        return _pool, _pool_gate
 
 
 async def close_pool() -> None:
-    global _pool, _pool_loop
+    global _pool, _pool_gate, _pool_loop
     pool, loop = _pool, _pool_loop
-    _pool, _pool_loop = None, None
+    _pool, _pool_gate, _pool_loop = None, None, None
     if pool is None:
         return
     if loop is asyncio.get_running_loop():
@@ -171,8 +217,15 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
     """
     settings = get_database_settings()
     try:
-        pool = await get_pool()
-        conn = await pool.acquire(timeout=settings.acquire_timeout_s)
+        pool, gate = await _pool_and_gate()
+        # One deadline for the wait in line and for opening the connection when the pool has none idle.
+        async with asyncio.timeout(settings.acquire_timeout_s):
+            await gate.acquire()
+            try:
+                conn = await pool.acquire()
+            except BaseException:
+                gate.release()
+                raise
     except Exception as exc:
         raise as_api_error(exc) or exc from exc
     try:
@@ -187,6 +240,8 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
             await pool.release(conn, timeout=settings.command_timeout_s)
         except Exception as exc:
             logger.warning("database connection dropped on release (%s)", type(exc).__name__)
+        finally:
+            gate.release()
 
 
 @asynccontextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -187,3 +188,56 @@ async def test_jsonb_comes_back_decoded(use_database: Callable[..., None]) -> No
     async with db.transaction() as conn:
         value = await conn.fetchval("""SELECT '{"tools": [1, 2]}'::jsonb""")
     assert value == {"tools": [1, 2]}
+
+
+async def test_waiting_requests_get_a_connection_in_the_order_they_asked(
+    use_database: Callable[..., None],
+) -> None:
+    # 30 clients share 2 connections and come back at random moments, like requests arriving from the network.
+    # First come, first served means nobody is passed by more than the 29 others while waiting; asyncpg's own
+    # queue lets newcomers take a connection handed back to a waiter, who then waits again (seen: 70).
+    use_database(DB_POOL_MAX_SIZE="2")
+    clients, rounds = 30, 20
+    pauses = random.Random(6)
+    grants: list[int] = []
+    passed_by: list[int] = []
+
+    async def client(number: int) -> None:
+        for _ in range(rounds):
+            asked_at = len(grants)
+            async with db.connection() as conn:
+                passed_by.append(len(grants) - asked_at)
+                grants.append(number)
+                assert await conn.fetchval("SELECT 1") == 1
+            await asyncio.sleep(pauses.random() * 0.002)
+
+    await asyncio.gather(*(client(number) for number in range(clients)))
+    assert len(grants) == clients * rounds
+    assert max(passed_by) <= clients - 1
+
+
+async def test_a_waiter_that_gives_up_leaves_the_line_and_the_next_one_is_served(
+    use_database: Callable[..., None],
+) -> None:
+    use_database(DB_POOL_MAX_SIZE="1")
+    served: list[str] = []
+
+    async def request(name: str) -> None:
+        async with db.connection() as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+            served.append(name)
+
+    async with db.connection():
+        quitter = asyncio.create_task(request("quitter"))
+        patient = asyncio.create_task(request("patient"))
+        await asyncio.sleep(0.05)
+        quitter.cancel()
+        await asyncio.sleep(0)
+    await patient
+    with pytest.raises(asyncio.CancelledError):
+        await quitter
+    assert served == ["patient"]
+    # The quitter's place was not kept: two more requests in a row get the one connection.
+    await request("after")
+    await request("after")
+    assert served == ["patient", "after", "after"]
