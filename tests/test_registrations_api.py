@@ -229,6 +229,42 @@ async def test_list_by_search_returns_only_matching_rows_newest_first(
     ]
 
 
+async def test_list_search_total_stays_exact_as_registrations_are_created_edited_decided_and_deleted(
+    api: httpx.AsyncClient, user_token: TokenFactory
+) -> None:
+    # The worker remembers filtered totals; every change must make the next list count again.
+    token, admin = user_token(), user_token(admin=True)
+    mark = marker()
+
+    async def search_total(**params: str) -> int:
+        response = await api.get(REGISTRATIONS, params={"search": mark, **params}, headers=bearer(token))
+        assert response.status_code == 200, response.text
+        total: int = response.json()["total"]
+        assert total == len(response.json()["results"])
+        return total
+
+    first = await create_registration(api, token, endpoint_name=f"First {mark}")
+    assert await search_total() == 1
+    assert await search_total() == 1
+    other = await create_registration(api, token, endpoint_name="Not yet matching")
+    assert await search_total() == 1
+    await create_registration(api, token, description=f"about {mark}")
+    assert await search_total() == 2
+    edited = await api.patch(
+        f"{REGISTRATIONS}/{other['registration_id']}", json={"owner_contact": f"{mark}@example.com"}, headers=bearer(token)
+    )
+    assert edited.status_code == 200, edited.text
+    assert await search_total() == 3
+    assert await search_total(status="Approved") == 0
+    assert (await decide(api, admin, first["registration_id"], "Approved")).status_code == 200
+    assert await search_total(status="Approved") == 1
+    assert await search_total(status="Pending") == 2
+    deleted = await api.delete(f"{REGISTRATIONS}/{first['registration_id']}", headers=bearer(admin))
+    assert deleted.status_code == 204, deleted.text
+    assert await search_total() == 2
+    assert await search_total(status="Approved") == 0
+
+
 async def test_list_search_matches_name_description_contact_and_url_case_insensitively(
     api: httpx.AsyncClient, user_token: TokenFactory
 ) -> None:

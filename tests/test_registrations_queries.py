@@ -148,16 +148,19 @@ def assert_no_seq_scan(plan: Plan, table: str) -> None:
 
 
 def assert_first_page_read_in_index_order(plan: Plan, table: str, index: str, limit: int) -> None:
-    """Every read of `table` is `index`, in order, under a Limit with no Sort between, reading ≤ limit rows."""
+    """The page's ids come from `index`, in order, under a Limit with no Sort between, reading ≤ limit entries;
+    the only other reads of `table` fetch those rows by primary key."""
     scans = scans_of(plan, table)
-    assert scans, describe(plan)
-    for scan in scans:
+    ordered = [scan for scan in scans if scan.get("Index Name") == index]
+    by_key = [scan for scan in scans if scan.get("Index Name") == f"{table}_pkey"]
+    assert ordered and len(ordered) + len(by_key) == len(scans), describe(plan)
+    for scan in ordered:
         assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), describe(plan)
-        assert scan["Index Name"] == index, describe(plan)
         assert scan["Actual Rows"] * scan["Actual Loops"] <= limit, describe(plan)
+    assert sum(scan["Actual Rows"] * scan["Actual Loops"] for scan in by_key) <= limit, describe(plan)
     limits = [node for node in nodes(plan) if node["Node Type"] == "Limit"]
     assert any(
-        any(scan in list(nodes(node)) for scan in scans)
+        any(scan in list(nodes(node)) for scan in ordered)
         and not any(inner["Node Type"] in ("Sort", "Incremental Sort") for inner in nodes(node))
         for node in limits
     ), describe(plan)
@@ -248,12 +251,104 @@ async def test_status_filtered_first_page_is_read_from_the_status_index(
     assert_first_page_read_in_index_order(plan, "registrations", "registrations_status_created_at_idx", limit=100)
 
 
+async def test_a_deep_offset_skips_index_entries_and_reads_only_the_pages_rows(big_db: asyncpg.Connection) -> None:
+    await big_db.execute("VACUUM (ANALYZE) registrations")  # index-only scans need the visibility map
+
+    plan = await explain(big_db, *registrations_list(limit=20, offset=20_000), analyze=True)
+
+    ordered = [scan for scan in scans_of(plan, "registrations") if scan.get("Index Name") == "registrations_created_at_idx"]
+    assert [scan["Node Type"] for scan in ordered] == ["Index Only Scan"], describe(plan)
+    assert ordered[0]["Heap Fetches"] == 0, describe(plan)
+    fetched = [scan for scan in scans_of(plan, "registrations") if scan.get("Index Name") == "registrations_pkey"]
+    assert sum(scan["Actual Rows"] * scan["Actual Loops"] for scan in fetched) == 20, describe(plan)
+
+
 async def test_unfiltered_total_comes_with_the_page_in_one_statement(big_db: asyncpg.Connection) -> None:
     sql, args = registrations_list(limit=3)
 
     rows = await big_db.fetch(sql, *args)
 
     assert [row["total"] for row in rows] == [REGISTRATION_ROWS] * 3
+
+
+# ---------------------------------------------------------------- remembered filtered totals
+
+
+def count_scans(plan: Plan) -> list[Plan]:
+    """The Aggregate nodes that count registrations (the filtered total's sub-plan)."""
+    return [
+        node
+        for node in nodes(plan)
+        if node["Node Type"] == "Aggregate" and any(scans_of(child, "registrations") for child in node.get("Plans", []))
+    ]
+
+
+async def test_a_remembered_total_is_returned_without_counting_while_no_registration_changed(
+    big_db: asyncpg.Connection,
+) -> None:
+    term = await some_value(big_db, "SELECT substr(endpoint_name, 8, 4) FROM registrations LIMIT 1")
+    sql, args = registrations_list(search=term, limit=5)
+    first = await big_db.fetch(sql, *args)
+    generation, total = first[0]["generation"], first[0]["total"]
+    assert total > 5
+
+    sql, args = registrations_list(search=term, limit=5, known=(generation, total))
+    plan = await explain(big_db, sql, args, analyze=True)
+    again = await big_db.fetch(sql, *args)
+
+    assert [node["Actual Loops"] for node in count_scans(plan)] == [0], describe(plan)
+    assert [row["total"] for row in again] == [total] * 5
+    assert [row["registration_id"] for row in again] == [row["registration_id"] for row in first]
+
+
+async def test_a_remembered_total_from_an_older_generation_is_counted_again(big_db: asyncpg.Connection) -> None:
+    term = await some_value(big_db, "SELECT substr(endpoint_name, 8, 4) FROM registrations LIMIT 1")
+    sql, args = registrations_list(search=term, limit=5)
+    first = await big_db.fetch(sql, *args)
+    stale = (first[0]["generation"] - 1, 123_456_789)
+
+    sql, args = registrations_list(search=term, limit=5, known=stale)
+    plan = await explain(big_db, sql, args, analyze=True)
+    rows = await big_db.fetch(sql, *args)
+
+    assert [node["Actual Loops"] for node in count_scans(plan)] == [1], describe(plan)
+    assert rows[0]["total"] == first[0]["total"]
+
+
+GENERATION_SQL = "SELECT generation FROM registration_changes"
+# Each statement changes registrations; together they leave the shared data as it was (other tests count it).
+NEUTRAL_CHANGES = [
+    "INSERT INTO registrations (endpoint_url, endpoint_name, owner_contact, server_name, submitter_id)"
+    " SELECT 'https://generation.example.com/mcp', 'Generation', 'x', 'com.example.mcp/generation', user_id"
+    "   FROM users LIMIT 1",
+    "UPDATE registrations SET description = description WHERE endpoint_url = 'https://generation.example.com/mcp'",
+    "DELETE FROM registrations WHERE endpoint_url = 'https://generation.example.com/mcp'",
+]
+
+
+async def test_each_committed_insert_update_and_delete_bumps_the_generation(big_db: asyncpg.Connection) -> None:
+    before = await big_db.fetchval(GENERATION_SQL)
+    seen = []
+    async with big_db.transaction():
+        for change in NEUTRAL_CHANGES:
+            await big_db.execute(change)
+            seen.append(await big_db.fetchval(GENERATION_SQL))
+
+    assert seen == [before + 1, before + 2, before + 3]
+    assert await big_db.fetchval(GENERATION_SQL) == before + 3
+
+
+async def test_a_rolled_back_change_leaves_the_generation_as_it_was(big_db: asyncpg.Connection) -> None:
+    before = await big_db.fetchval(GENERATION_SQL)
+    transaction = big_db.transaction()
+    await transaction.start()
+    try:
+        await big_db.execute(NEUTRAL_CHANGES[0])
+        assert await big_db.fetchval(GENERATION_SQL) == before + 1
+    finally:
+        await transaction.rollback()
+
+    assert await big_db.fetchval(GENERATION_SQL) == before
 
 
 # ---------------------------------------------------------------- audit log: no sequential scans
