@@ -1,7 +1,8 @@
 -- A change counter for registrations, bumped in the same transaction as every insert, update, delete or
 -- truncate: a filtered total computed at generation N is still exact while the generation is N (see
--- FILTERED_TOTAL_SQL in shared/registrations.py). One row, so concurrent writers queue on it until they
--- commit; registration writes are single short transactions that already queue on registration_counts.
+-- FILTERED_TOTAL_SQL in shared/registrations.py). One row, so concurrent registration writes queue on it until
+-- they commit: they are short transactions written by people (creates and decisions already queue on
+-- registration_counts), measured at ~1 000 creates/s at 100 concurrent requests.
 -- Anything that writes registrations with triggers disabled (bulk loads) must bump it itself.
 CREATE TABLE registration_changes (
     singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
