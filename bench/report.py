@@ -54,6 +54,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"Peak RSS of the serving process: {report.get('peak_rss_mb_at_100')} MB in the 100-concurrency runs, "
         f"{report.get('peak_rss_mb_overall')} MB over the whole run."
     )
+    ceiling = report.get("ceiling")
+    if ceiling:
+        lines.append(
+            f"Ceiling (`--ceiling`: `bench.ceiling_app`, the get_by_id query and nothing else, behind the same local "
+            f"host) at c={ceiling['concurrency']}: {ceiling['app']['rps']:.0f} RPS, p95 {ceiling['app']['p95_ms']:.1f} ms, "
+            f"ceiling/floor {ceiling.get('ceiling_over_floor', '-')}."
+        )
     return "\n".join(lines) + "\n"
 
 

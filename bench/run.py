@@ -97,8 +97,8 @@ def free_port() -> int:
 class Server:
     """`python -m shared.local_host` in its own process, against the bench database."""
 
-    def __init__(self, port: int, env: dict[str, str], log_path: Path) -> None:
-        self.port, self.env, self.log_path = port, env, log_path
+    def __init__(self, port: int, env: dict[str, str], log_path: Path, app: str | None = None) -> None:
+        self.port, self.env, self.log_path, self.app = port, env, log_path, app
         self.process: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
 
@@ -106,7 +106,7 @@ class Server:
         self.spawned_at = time.perf_counter()
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "shared.local_host", "--port", str(self.port)],
+                [sys.executable, "-m", "shared.local_host", "--port", str(self.port), *(["--app", self.app] if self.app else [])],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
 
@@ -402,6 +402,34 @@ async def warm_up(server: Server, config: Path, scenario: Scenario, tokens: list
     await wait_app_idle(dsn)
 
 
+CEILING_CONCURRENCY = 32
+
+
+async def measure_ceiling(report: dict[str, Any], scenarios: list[Scenario], config: Path, env: dict[str, str],
+                          log_path: Path, ctx: Context, dsn: str, pool_size: int, generator: str,
+                          duration: float) -> dict[str, Any]:
+    """get_by_id at c=32 against bench.ceiling_app (the query and nothing else) behind the same local host."""
+    scenario = next(s for s in scenarios if s.name == "get_by_id")
+    server = Server(free_port(), env, log_path, app="bench.ceiling_app:app")
+    server.start()
+    try:
+        await asyncio.to_thread(server.wait_listening)
+        await warm_up(server, config, scenario, [], ctx, dsn, pool_size, generator)
+        write_wrk_config(config, scenario, [], scenario.items, f"{ctx.nonce}ceiling")
+        raw = await run_load(server.port, config, CEILING_CONCURRENCY, duration, server.pid, generator)
+    finally:
+        server.stop()
+    result = summarize_http(raw, scenario.expect)
+    floor = next((r.get("floor") for r in report["runs"]
+                  if r["scenario"] == "get_by_id" and r["concurrency"] == CEILING_CONCURRENCY), None)
+    ceiling: dict[str, Any] = {"scenario": "get_by_id", "concurrency": CEILING_CONCURRENCY, "app": result}
+    if floor and floor.get("rps"):
+        ceiling["ceiling_over_floor"] = round(result["rps"] / floor["rps"], 3)
+    log(f"  ceiling (query only)   c={CEILING_CONCURRENCY:<3} {result['rps']:8.1f} rps  p95 {result['p95_ms']:7.1f} ms  "
+        f"errors {fmt_errors(result['errors'])}  ceiling/floor {ceiling.get('ceiling_over_floor', '-')}")
+    return ceiling
+
+
 def write_wrk_config(path: Path, scenario: Scenario, tokens: list[str], items: list[str], nonce: str) -> None:
     lines = [f"mode\t{scenario.mode}", f"nonce\t{nonce}"]
     lines += [f"token\t{token}" for token in tokens]
@@ -658,6 +686,10 @@ def print_table(report: dict[str, Any]) -> None:
               f"(second: {first.get('second_request_ms_median')} ms; spawn→listening {first.get('spawn_to_listening_s_median')} s)")
     print(f"peak RSS of the serving process: {report.get('peak_rss_mb_at_100')} MB during the 100-concurrency runs, "
           f"{report.get('peak_rss_mb_overall')} MB overall")
+    ceiling = report.get("ceiling")
+    if ceiling:
+        print(f"ceiling (bench.ceiling_app, query only) get_by_id c={ceiling['concurrency']}: {ceiling['app']['rps']} rps, "
+              f"ceiling/floor {ceiling.get('ceiling_over_floor', '-')}")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -772,6 +804,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.to_thread(config.unlink, missing_ok=True)
             if floor_pool is not None:
                 await floor_pool.close()
+        if args.ceiling:
+            report["ceiling"] = await measure_ceiling(report, scenarios, config, env, log_path, ctx, dsn, pool_size,
+                                                      generator, args.duration)
         report["peak_rss_mb_at_100"] = max((r["app"]["peak_rss_mb"] for r in report["runs"] if r["concurrency"] == 100), default=None)
         report["peak_rss_mb_overall"] = round(rss_kib(server.pid, "VmHWM") / 1024, 1)
     finally:
@@ -808,6 +843,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-cold-start", action="store_true")
     parser.add_argument("--cold-repeats", type=int, default=None)
     parser.add_argument("--python-loadgen", action="store_true", help="use bench.loadgen even when wrk is installed")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also serve bench.ceiling_app (the get_by_id query and nothing else) and drive it at c=32")
     parser.add_argument("--keep-logs", action="store_true", help="keep the serving process's log under bench/results/")
     parser.add_argument("--output", type=Path, default=None, help="JSON path (default bench/results/<size>-<time>.json)")
     args = parser.parse_args(argv)
