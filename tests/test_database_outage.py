@@ -26,6 +26,7 @@ from shared.settings import clear_settings_cache
 from tests.conftest import create_migrated_database, drop_database
 from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import bearer
+from tests.support.registrations import registration_body, unique_url
 
 HostFactory = Callable[..., LocalHostProcess]
 APPLICATION_NAME = "mcp-registry-api"
@@ -34,14 +35,6 @@ APPLICATION_NAME = "mcp-registry-api"
 SLACK_S = 4.0
 
 
-def registration_body() -> dict[str, Any]:
-    return {
-        "endpoint_url": f"https://outage-{uuid.uuid4().hex}.example.com/mcp",
-        "endpoint_name": "Outage test tools",
-        "description": "Registered by the outage tests",
-        "owner_contact": "outage@example.com",
-        "available_tools": [{"name": "tool", "description": "A tool", "version": "1.0"}],
-    }
 
 
 def assert_unavailable(response: httpx.Response) -> None:
@@ -111,7 +104,7 @@ async def test_an_unreachable_database_is_503_within_the_timeouts_for_reads_and_
         calls = [
             lambda: client.post("/api/users", headers=bearer(token)),
             lambda: client.get("/api/users/me", headers=bearer(token)),
-            lambda: client.post("/api/registrations", json=registration_body(), headers=bearer(token)),
+            lambda: client.post("/api/registrations", json=registration_body(endpoint_url=unique_url("outage")), headers=bearer(token)),
             lambda: client.get("/api/registrations", headers=bearer(token)),
         ]
         for call in calls:
@@ -213,7 +206,7 @@ class Stream:
     async def writer(self) -> None:
         while not self.stopping.is_set():
             response = await self.client.post(
-                "/api/registrations", json=registration_body(), headers=bearer(self.token)
+                "/api/registrations", json=registration_body(endpoint_url=unique_url("outage")), headers=bearer(self.token)
             )
             self.outcomes.append((time.monotonic(), "write", response.status_code))
             if response.status_code == 201:

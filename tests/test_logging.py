@@ -27,6 +27,7 @@ from shared.logs import REDACTED, RequestContextFilter, json_formatter, redact, 
 from tests.conftest import create_migrated_database, drop_database
 from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import TENANT_ID, TestIssuer, bearer
+from tests.support.registrations import registration_body, unique_url
 
 HostFactory = Callable[..., LocalHostProcess]
 
@@ -70,14 +71,6 @@ async def wait_for_lines(
         await asyncio.sleep(0.05)
 
 
-def registration_body() -> dict[str, Any]:
-    return {
-        "endpoint_url": f"https://logs-{uuid.uuid4().hex}.example.com/mcp",
-        "endpoint_name": "Log test tools",
-        "description": "Registered by the logging tests",
-        "owner_contact": "logs@example.com",
-        "available_tools": [{"name": "tool", "description": "A tool", "version": "1.0"}],
-    }
 
 
 # ---------------------------------------------------------------- redaction, in-process
@@ -366,7 +359,7 @@ async def _run_many_requests(host: LocalHostProcess, issuer: TestIssuer, databas
         assert (await client.post("/api/users", headers=admin_headers)).status_code == 201
         created_ids = []
         for _ in range(5):
-            response = await client.post("/api/registrations", json=registration_body(), headers=user_headers)
+            response = await client.post("/api/registrations", json=registration_body(endpoint_url=unique_url("logs")), headers=user_headers)
             assert response.status_code == 201, response.text
             created_ids.append(response.json()["registration_id"])
         for registration_id in created_ids:
@@ -399,7 +392,7 @@ async def _run_many_requests(host: LocalHostProcess, issuer: TestIssuer, databas
             "/api/registrations", content=b"{not json", headers={**user_headers, "Content-Type": "application/json"}
         )
         assert response.status_code == 400
-        invalid = {**registration_body(), "endpoint_url": "not a url", "password": "x"}
+        invalid = {**registration_body(endpoint_url="not a url"), "password": "x"}
         assert (await client.post("/api/registrations", json=invalid, headers=user_headers)).status_code == 422
         # The token in a query string (a client's mistake) is not logged either.
         response = await client.get(f"/api/registrations?access_token={token}", headers=user_headers)
