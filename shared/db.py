@@ -71,6 +71,23 @@ class FairGate:
         self._free += 1
 
 
+class RegistryConnection(asyncpg.Connection):
+    """The app's connections: closing one whose server is already gone counts as closed, not as an error.
+
+    After a connection failure the pool expires its idle connections, and the next acquire closes such a one
+    in a background task that nobody awaits. When the server vanished under it, the goodbye message fails
+    (broken pipe, reset, timeout); asyncpg then aborts the socket and re-raises, and asyncio logs the task's
+    unretrieved error as an ERROR with a traceback in the middle of an outage that is already answered 503.
+    """
+
+    async def close(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 (asyncpg's signature)
+        try:
+            await super().close(timeout=timeout)
+        except (OSError, asyncpg.ConnectionDoesNotExistError) as exc:
+            # asyncpg has aborted the socket and released the connection before re-raising.
+            logger.info("database connection closed without the server (%s)", type(exc).__name__)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # asyncpg leaves json/jsonb as text by design; decode them once here for every query.
     for type_name in ("json", "jsonb"):
@@ -148,6 +165,7 @@ def pool_options(settings: DatabaseSettings) -> dict[str, Any]:
         "ssl": ssl_context_for(settings),
         "init": _init_connection,
         "reset": _reset_connection,
+        "connection_class": RegistryConnection,
         "server_settings": server_settings_for(settings),
     }
     password = password_provider_for(settings)

@@ -4,8 +4,10 @@ recreated after closing, and bounded waits that become the contract's 503."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -241,3 +243,36 @@ async def test_a_waiter_that_gives_up_leaves_the_line_and_the_next_one_is_served
     await request("after")
     await request("after")
     assert served == ["patient", "after", "after"]
+
+
+async def test_expired_connections_whose_socket_broke_are_replaced_without_an_error_in_the_background(
+    use_database: Callable[..., None],
+) -> None:
+    # After a connection failure the pool expires its idle connections; the next acquire closes such a one in
+    # a background task nobody awaits. When that close fails (the server is gone: broken pipe), asyncpg's
+    # plain Connection let the task end with the error, which asyncio logs as an ERROR with a traceback.
+    use_database(DB_POOL_MAX_SIZE="1")
+    loop = asyncio.get_running_loop()
+    background_errors: list[dict[str, Any]] = []
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: background_errors.append(context))
+    try:
+        async with db.connection() as conn:
+            old_pid = conn.get_server_pid()
+            # The socket under the idle connection breaks before asyncpg notices (writes now fail: EPIPE).
+            sock = conn._transport.get_extra_info("socket")
+        sock.shutdown(socket.SHUT_WR)
+        await (await db.get_pool()).expire_connections()  # what db.connection() does after a failure
+        assert await _backend_pid() != old_pid
+        await asyncio.sleep(0.2)  # the background close has finished
+        gc.collect()  # an unretrieved task error is reported when the task is collected
+    finally:
+        loop.set_exception_handler(previous_handler)
+    assert background_errors == []
+
+
+async def test_closing_a_connection_whose_socket_broke_completes_and_leaves_it_closed(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url, connection_class=db.RegistryConnection)
+    conn._transport.get_extra_info("socket").shutdown(socket.SHUT_WR)
+    await conn.close()
+    assert conn.is_closed()
