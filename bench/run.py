@@ -351,7 +351,7 @@ async def insert_pending(dsn: str, count: int, label: str) -> list[str]:
 async def vacuum(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        await seeding.vacuum_tables(conn)
+        await seeding.vacuum_database(conn)
     finally:
         await conn.close()
 
@@ -716,9 +716,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{args.duration}s per run, concurrency {concurrencies}")
     dsn = await seeding.seed(plan, args.server_dsn, log=log)
     await cleanup_writes(dsn)
-    # Earlier runs' writes, and their removal just now, leave pages VACUUM has not seen; autovacuum keeps a
-    # production table close to vacuumed (sql/0005), so a run starts from there instead of measuring how much
-    # earlier runs wrote (offset 10 000 at 1M: 2.8 ms unvacuumed, 0.9 ms vacuumed).
+    # Earlier runs' writes, and their removal just now, leave pages VACUUM has not seen, and this machine's
+    # PostgreSQL runs with autovacuum off. Autovacuum keeps production close to vacuumed (sql/0005), so a run
+    # starts from there instead of measuring how much earlier runs wrote (offset 10 000 at 1M: 2.8 ms
+    # unvacuumed, 0.9 ms vacuumed; an unfiltered list with registration_counts bloated to 19 MB: 4.9 ms).
     await vacuum(dsn)
     env = server_env(dsn, args.pool_size)
     # The driver imports the app's modules for the floor: same settings as the serving process.
