@@ -23,9 +23,8 @@ from shared.settings import DatabaseSettings, get_database_settings
 
 logger = logging.getLogger(__name__)
 
-_pool: asyncpg.Pool | None = None
-_pool_gate: FairGate | None = None
-_pool_loop: asyncio.AbstractEventLoop | None = None
+# The pool, its gate and the loop they belong to: created and dropped together.
+_worker_pool: tuple[asyncpg.Pool, FairGate, asyncio.AbstractEventLoop] | None = None
 _pool_lock: asyncio.Lock | None = None
 _lock_loop: asyncio.AbstractEventLoop | None = None
 
@@ -190,12 +189,13 @@ async def get_pool() -> asyncpg.Pool:
 
 
 async def _pool_and_gate() -> tuple[asyncpg.Pool, FairGate]:
-    global _pool, _pool_gate, _pool_loop
+    global _worker_pool
     loop = asyncio.get_running_loop()
-    if _pool is not None and _pool_gate is not None and _pool_loop is loop:
-        return _pool, _pool_gate
+    current = _worker_pool
+    if current is not None and current[2] is loop:
+        return current[0], current[1]
     async with _lock():
-        if _pool is None or _pool_gate is None or _pool_loop is not loop:
+        if _worker_pool is None or _worker_pool[2] is not loop:
             settings = get_database_settings()
             pool = asyncpg.create_pool(**pool_options(settings))
             try:
@@ -203,20 +203,20 @@ async def _pool_and_gate() -> tuple[asyncpg.Pool, FairGate]:
             except BaseException:
                 pool.terminate()
                 raise
-            _pool, _pool_gate, _pool_loop = pool, FairGate(settings.pool_max_size), loop
+            _worker_pool = (pool, FairGate(settings.pool_max_size), loop)
             logger.info(
                 "database pool created",
                 extra={"pool_min_size": settings.pool_min_size, "pool_max_size": settings.pool_max_size},
             )
-        return _pool, _pool_gate
+        return _worker_pool[0], _worker_pool[1]
 
 
 async def close_pool() -> None:
-    global _pool, _pool_gate, _pool_loop
-    pool, loop = _pool, _pool_loop
-    _pool, _pool_gate, _pool_loop = None, None, None
-    if pool is None:
+    global _worker_pool
+    current, _worker_pool = _worker_pool, None
+    if current is None:
         return
+    pool, _, loop = current
     if loop is asyncio.get_running_loop():
         await pool.close()
     else:
