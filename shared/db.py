@@ -57,7 +57,8 @@ class FairGate:
             if waiter.done() and not waiter.cancelled():
                 # Granted and cancelled in the same instant: the permit is ours, hand it on.
                 self.release()
-            else:
+            elif waiter in self._waiters:
+                # Not there when a release came between the cancellation and this cleanup: it skipped us.
                 self._waiters.remove(waiter)
             raise
 

@@ -276,3 +276,17 @@ async def test_closing_a_connection_whose_socket_broke_completes_and_leaves_it_c
     conn._transport.get_extra_info("socket").shutdown(socket.SHUT_WR)
     await conn.close()
     assert conn.is_closed()
+
+
+async def test_a_waiter_cancelled_just_before_a_release_leaves_the_line_and_loses_no_permit() -> None:
+    # A timeout cancels the waiter's future at once, but its task runs its cleanup only later; a release in
+    # between has already dropped the cancelled future from the line (seen in CI: a 500 instead of a 503).
+    gate = db.FairGate(1)
+    await gate.acquire()
+    waiter = asyncio.create_task(gate.acquire())
+    await asyncio.sleep(0)  # it is in line
+    waiter.cancel()
+    gate.release()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.wait_for(gate.acquire(), 0.5)  # the released permit is still there
