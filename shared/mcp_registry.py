@@ -40,7 +40,7 @@ from shared.models import (
     McpServerResponse,
 )
 from shared.registrations import escape_like
-from shared.settings import get_registry_settings
+from shared.settings import RegistrySettings, get_registry_settings
 
 SERVER_SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
 OFFICIAL_META_KEY = "io.modelcontextprotocol.registry/official"
@@ -59,7 +59,7 @@ CACHE_FOUND = "public, max-age=60"
 CACHE_MISSING = "no-cache"
 
 SERVER_COLUMNS = """
-    r.registration_id, r.server_name, r.endpoint_name, r.description, r.endpoint_url, r.transport, r.version,
+    r.server_name, r.endpoint_name, r.description, r.endpoint_url, r.transport, r.version,
     r.owner_contact, r.available_tools, r.approved_at, r.updated_at
 """
 SELECT_APPROVED_SERVER_SQL = f"""
@@ -106,20 +106,19 @@ def short_description(description: str | None, fallback: str) -> str:
     return cut.rstrip(" ,.;:-") + "…"
 
 
-def server_entry(row: asyncpg.Record, namespace: str) -> McpServerResponse:
+def server_entry(row: asyncpg.Record, settings: RegistrySettings) -> McpServerResponse:
     server = McpServer(
         schema_=SERVER_SCHEMA_URL,
         name=row["server_name"],
         title=" ".join(row["endpoint_name"].split())[:TITLE_MAX],
         description=short_description(row["description"], row["endpoint_name"]),
         version=row["version"],
-        # Byte for byte what was registered: clients compare the configured URL with ===.
+        # The canonical form it is stored in (shared/urls.py); clients compare the configured URL with ===.
         remotes=[McpRemote(type=row["transport"], url=row["endpoint_url"])],
         meta={
-            f"{namespace}/registration": McpRegistrationExtras(
-                registrationId=row["registration_id"],
-                ownerContact=row["owner_contact"],
+            f"{settings.server_namespace}/registration": McpRegistrationExtras(
                 tools=row["available_tools"],
+                ownerContact=row["owner_contact"] if settings.publish_owner_contact else None,
             )
         },
     )
@@ -188,7 +187,7 @@ def _text_param(params: dict[str, str], name: str, max_length: int) -> str | Non
 # ---------------------------------------------------------------- reads
 
 
-async def list_servers(params: dict[str, str], namespace: str) -> McpServerList:
+async def list_servers(params: dict[str, str], settings: RegistrySettings) -> McpServerList:
     limit = _limit(params)
     cursor = params.get("cursor")
     # The cursor carries its own filter: VS Code drops `search` on every page after the first.
@@ -219,7 +218,7 @@ async def list_servers(params: dict[str, str], namespace: str) -> McpServerList:
     page = rows[:limit]
     next_cursor = encode_cursor({**state, "after": page[-1]["server_name"]}) if len(rows) > limit else None
     return McpServerList(
-        servers=[server_entry(row, namespace) for row in page],
+        servers=[server_entry(row, settings) for row in page],
         metadata=McpListMetadata(count=len(page), nextCursor=next_cursor),
     )
 
@@ -250,14 +249,14 @@ def parse_server_path(rest: str) -> tuple[str, str | None]:
     return name, version
 
 
-async def server_versions(rest: str, namespace: str) -> McpServerList | McpServerResponse:
+async def server_versions(rest: str, settings: RegistrySettings) -> McpServerList | McpServerResponse:
     name, version = parse_server_path(rest)
     row = await get_approved_server(name)
     if version is None:
-        return McpServerList(servers=[server_entry(row, namespace)], metadata=McpListMetadata(count=1))
+        return McpServerList(servers=[server_entry(row, settings)], metadata=McpListMetadata(count=1))
     if version != "latest" and version != row["version"]:
         raise RegistryError(404, "Server version not found")
-    return server_entry(row, namespace)
+    return server_entry(row, settings)
 
 
 async def registry_servers_response(req: func.HttpRequest) -> func.HttpResponse:
@@ -270,9 +269,9 @@ async def registry_servers_response(req: func.HttpRequest) -> func.HttpResponse:
     rest = (req.route_params.get("rest") or "").strip("/")
     try:
         if not rest:
-            payload: BaseModel = await list_servers(dict(req.params), settings.server_namespace)
+            payload: BaseModel = await list_servers(dict(req.params), settings)
         else:
-            payload = await server_versions(rest, settings.server_namespace)
+            payload = await server_versions(rest, settings)
     except RegistryError as exc:
         return registry_error_response(exc.status, exc.message)
     except Exception as exc:

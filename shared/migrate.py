@@ -1,4 +1,7 @@
-"""Apply the ordered SQL migrations in `sql/`: `python -m shared.migrate`.
+"""Apply the ordered migrations in `sql/`: `python -m shared.migrate`.
+
+A migration is a `NNNN_name.sql` file, or a `NNNN_name.py` file for a data migration that needs Python (it
+defines `async def migrate(conn)`, runs inside the same transaction, and raises MigrationError to refuse).
 
 Runs in one transaction under a PostgreSQL advisory lock (concurrent runners apply each file once),
 records each file in `schema_migrations` with its checksum, and refuses to run when a file that was
@@ -10,11 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 
@@ -45,15 +51,28 @@ class MigrationError(RuntimeError):
 @dataclass(frozen=True)
 class Migration:
     name: str
-    sql: str
+    source: str
     checksum: str
+    path: Path
+
+    async def apply(self, conn: asyncpg.Connection) -> None:
+        if self.path.suffix == ".sql":
+            await conn.execute(self.source)
+            return
+        spec = importlib.util.spec_from_file_location(f"migration_{self.path.stem}", self.path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        migrate = cast(Callable[[asyncpg.Connection], Awaitable[None]], module.migrate)
+        await migrate(conn)
 
 
 def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    paths = [*directory.glob("[0-9]*.sql"), *directory.glob("[0-9]*.py")]
     migrations = []
-    for path in sorted(directory.glob("[0-9]*.sql")):
+    for path in sorted(paths, key=lambda path: path.name):
         data = path.read_bytes()
-        migrations.append(Migration(path.name, data.decode("utf-8"), hashlib.sha256(data).hexdigest()))
+        migrations.append(Migration(path.name, data.decode("utf-8"), hashlib.sha256(data).hexdigest(), path))
     return migrations
 
 
@@ -92,7 +111,7 @@ async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATION
         applied = {row["name"]: row["checksum"] for row in await conn.fetch(SELECT_APPLIED_SQL)}
         todo = pending_migrations(migrations, applied, directory)
         for migration in todo:
-            await conn.execute(migration.sql)
+            await migration.apply(conn)
             await conn.execute(INSERT_APPLIED_SQL, migration.name, migration.checksum)
             logger.info("applied migration %s", migration.name)
     return [migration.name for migration in todo]
@@ -120,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.migrate", description=__doc__)
     parser.add_argument("--database-url", help="PostgreSQL DSN (default: the DATABASE_URL setting)")
     parser.add_argument(
-        "--migrations-dir", type=Path, default=MIGRATIONS_DIR, help="folder of NNNN_*.sql files (default: sql/)"
+        "--migrations-dir", type=Path, default=MIGRATIONS_DIR, help="folder of NNNN_*.sql|py files (default: sql/)"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import (
@@ -25,12 +24,15 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema
 
+from shared.urls import MAX_URL_LENGTH, canonical_endpoint_url
+
 RegistrationStatus = Literal["Pending", "Approved", "Rejected"]
 Decision = Literal["Approved", "Rejected"]
 AuditAction = Literal["Created", "Approved", "Rejected", "Updated", "Deleted"]
 
-MAX_URL_LENGTH = 2048
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The frontend asks for 1000 registrations at once (its Browse page and its "is this URL free?" check).
+MAX_PAGE_SIZE = 1000
 # PostgreSQL OFFSET is a bigint; anything near it is a client error, not a reason for a 500.
 MAX_OFFSET = 2_147_483_647
 
@@ -67,11 +69,15 @@ def documented(**keywords: Any) -> Documented:
     return Documented(json.dumps(keywords, sort_keys=True))
 
 
-# What `_endpoint_url` accepts, as a pattern: http(s), a host without delimiters, a port 1–65535, then no
-# spaces or control characters. (The code also caps the UTF-8 length and trims surrounding whitespace.)
+# A pattern for the OpenAPI document: URLs that `canonical_endpoint_url` accepts and keeps within 2048
+# characters (http(s), an ASCII host without user info, a port 1–65535, then only characters the WHATWG
+# serialiser leaves as they are, no fragment). The code accepts more (IDN hosts, spaces in the query, …).
 _PORT = r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
 ENDPOINT_URL_PATTERN = (
-    r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#:@\[\]\x00-\x1f\x7f-\x9f]+" + _PORT + r"([/?#][^\s\x00-\x1f\x7f-\x9f]*)?$"
+    # Domain labels; the last one starts with a letter (a numeric last label makes WHATWG read an IPv4 address).
+    r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?"
+    + _PORT
+    + r"([/?][A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$"
 )
 # Text without NUL (PostgreSQL text cannot hold it; NoNul and the query parser refuse it).
 NO_NUL = r"^[^\x00]*$"
@@ -82,25 +88,8 @@ THREE_AFTER_TRIM = r"^[^\x00]*[^\s\x00][^\x00]+[^\s\x00][^\x00]*$"
 
 
 def _endpoint_url(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must be an absolute http or https URL")
-    if len(value) > MAX_URL_LENGTH or len(value.encode("utf-8")) > MAX_URL_LENGTH:
-        raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
-    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise ValueError("must not contain spaces or control characters")
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        raise ValueError("is not a valid URL") from None
-    if parts.scheme.lower() not in {"http", "https"}:
-        raise ValueError("must use http or https")
-    if not parts.hostname:
-        raise ValueError("must include a host")
-    if port == 0:
-        raise ValueError("has an invalid port")
-    return value
+    # Stored, compared, searched and served in its canonical form: one spelling per endpoint.
+    return canonical_endpoint_url(value)
 
 
 EndpointUrl = Annotated[
@@ -321,22 +310,19 @@ class RegistrationListQuery(_Query):
     status: RegistrationStatus | None = None
     submitter_id: UUID | None = None
     search: SearchTerm | None = None
-    limit: int = Field(default=100, ge=1, le=500)
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class MyRegistrationsQuery(_Query):
     status: RegistrationStatus | None = None
-    limit: int = Field(default=100, ge=1, le=500)
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class ByUrlQuery(_Query):
-    endpoint_url: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH),
-        documented(pattern=NOT_BLANK),
-    ]
+    # Canonicalised like a submitted URL, so every spelling finds the registration; not a URL → 400.
+    endpoint_url: EndpointUrl
 
 
 def _iso_8601(value: Any) -> Any:
@@ -417,11 +403,11 @@ class McpRemote(BaseModel):
 
 
 class McpRegistrationExtras(BaseModel):
-    """What this registry adds to a server, under a reverse-DNS key in the server's `_meta`."""
+    """What this registry adds to a server, under a reverse-DNS key in the server's `_meta`: only what
+    clients need (the tools); the owner's contact only when MCP_REGISTRY_PUBLISH_OWNER_CONTACT is on."""
 
-    registrationId: UUID
-    ownerContact: str
     tools: list[Tool]
+    ownerContact: str | SkipJsonSchema[None] = None
 
 
 class McpServer(BaseModel):

@@ -195,8 +195,10 @@ class RegistrySettings(_EnvModel):
         default="com.example.mcp", min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9.-]+$",
         alias="MCP_SERVER_NAMESPACE",
     )
+    # The anonymous registry publishes only what clients need; owners' contacts are personal data.
+    publish_owner_contact: bool = Field(default=False, alias="MCP_REGISTRY_PUBLISH_OWNER_CONTACT")
 
-    @field_validator("enabled", mode="before")
+    @field_validator("enabled", "publish_owner_contact", mode="before")
     @classmethod
     def _flag(cls, value: object) -> object:
         return _env_flag(value) if isinstance(value, str) else value

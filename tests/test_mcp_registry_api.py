@@ -110,21 +110,65 @@ async def test_approved_server_is_served_in_the_official_detail_shape(
     assert server["title"] == approved["endpoint_name"]
     assert server["remotes"] == [{"type": "sse", "url": approved["endpoint_url"]}]
     extras = server["_meta"]["com.example.mcp/registration"]
-    assert extras["registrationId"] == approved["registration_id"]
-    assert extras["ownerContact"] == approved["owner_contact"]
     assert extras["tools"] == [{"name": "get_forecast", "description": "Forecast for a city", "version": "1.2"}]
     assert entry["_meta"][OFFICIAL]["publishedAt"].startswith(approved["approved_at"][:19])
 
 
-async def test_registry_serves_the_endpoint_url_exactly_as_stored(
+PUBLISHED_SERVER_KEYS = {"$schema", "name", "title", "description", "version", "remotes", "_meta"}
+
+
+async def test_the_registry_publishes_only_what_clients_need_and_no_owner_contact_by_default(
     api: httpx.AsyncClient, submitter_token: str, admin_token: str
 ) -> None:
-    url = f"https://MCP-{uuid.uuid4().hex[:8]}.example.com:8443/Path/%7Euser/sse?tenant=a&x=1"
+    contact = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    approved = await approved_server(api, submitter_token, admin_token, owner_contact=contact)
+    name = approved["server_name"]
+
+    responses = [
+        await latest(api, name),
+        await api.get(f"{SERVERS}/{quote(name, safe='')}/versions"),
+        await api.get(SERVERS, params={"search": name}),
+    ]
+
+    for response in responses:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        server = body["server"] if "server" in body else body["servers"][0]["server"]
+        assert server["name"] == name
+        assert set(server) <= PUBLISHED_SERVER_KEYS
+        assert server["_meta"]["com.example.mcp/registration"] == {"tools": approved["available_tools"]}
+        assert_valid_server(server)
+        for personal in (contact, approved["submitter_email"], approved["approver_email"], approved["registration_id"]):
+            assert personal not in response.text
+
+
+async def test_owner_contact_is_published_when_the_setting_says_so(
+    start_host: Callable[..., LocalHostProcess], api: httpx.AsyncClient, submitter_token: str, admin_token: str
+) -> None:
+    contact = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    approved = await approved_server(api, submitter_token, admin_token, owner_contact=contact)
+    host = start_host(MCP_REGISTRY_PUBLISH_OWNER_CONTACT="true")
+
+    async with host.client() as client:
+        response = await latest(client, approved["server_name"])
+
+    assert response.status_code == 200, response.text
+    server = response.json()["server"]
+    assert server["_meta"]["com.example.mcp/registration"]["ownerContact"] == contact
+    assert_valid_server(server)
+
+
+async def test_registry_serves_the_endpoint_url_in_the_canonical_form_it_was_stored_in(
+    api: httpx.AsyncClient, submitter_token: str, admin_token: str
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    url = f"https://MCP-{tag}.example.com:8443/Path/%7Euser/sse?tenant=a&x=1"
     approved = await approved_server(api, submitter_token, admin_token, endpoint_url=url)
 
     response = await latest(api, approved["server_name"])
 
-    assert response.json()["server"]["remotes"][0]["url"] == url
+    served = response.json()["server"]["remotes"][0]["url"]
+    assert served == approved["endpoint_url"] == f"https://mcp-{tag}.example.com:8443/Path/~user/sse?tenant=a&x=1"
 
 
 async def test_long_description_is_cut_cleanly_to_100_characters(

@@ -203,7 +203,7 @@ def test_query_parameters_carry_the_query_models_fields_and_bounds(document: dic
     listing = document["paths"]["/api/registrations"]["get"]
     parameters = {p["name"]: p for p in listing["parameters"]}
     assert set(parameters) == {"status", "submitter_id", "search", "limit", "offset"}
-    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}
+    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
     assert parameters["offset"]["schema"]["minimum"] == 0
     assert parameters["status"]["schema"]["enum"] == ["Pending", "Approved", "Rejected"]
     assert parameters["submitter_id"]["schema"]["format"] == "uuid"

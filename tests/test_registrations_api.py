@@ -418,7 +418,7 @@ async def test_list_with_no_match_returns_total_zero(api: httpx.AsyncClient, use
 
 
 async def test_list_with_a_bad_query_parameter_returns_400(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
-    response = await api.get(REGISTRATIONS, params={"limit": "501"}, headers=bearer(user_token()))
+    response = await api.get(REGISTRATIONS, params={"limit": "1001"}, headers=bearer(user_token()))
 
     body = assert_error(response, 400, "INVALID_QUERY")
     assert "limit" in body["field_errors"]
@@ -501,7 +501,7 @@ async def test_by_url_finds_a_url_with_query_string_and_special_characters(
     api: httpx.AsyncClient, user_token: TokenFactory
 ) -> None:
     token = user_token()
-    url = f"https://mcp-{uuid.uuid4().hex[:8]}.example.com/a b?x=1&y=%2F+z#frag".replace(" ", "%20")
+    url = f"https://mcp-{uuid.uuid4().hex[:8]}.example.com/a b?x=1&y=%2F+z".replace(" ", "%20")
     created = await create_registration(api, token, endpoint_url=url)
 
     # encodeURIComponent(url), as the frontend and CI pipelines build it.

@@ -481,7 +481,7 @@ async def test_walking_my_registrations_over_http_returns_every_row_once_despite
     await db.execute(
         """
         INSERT INTO registrations (endpoint_url, endpoint_name, owner_contact, server_name, submitter_id, created_at, submitted_at)
-        SELECT 'https://tie-' || gen_random_uuid() || '.example.com', 'Tied ' || g, 'team',
+        SELECT 'https://tie-' || gen_random_uuid() || '.example.com/', 'Tied ' || g, 'team',
                'com.example.tests/tie-' || replace(gen_random_uuid()::text, '-', ''), $1,
                now() - (g % 3) * interval '1 hour', now() - (g % 3) * interval '1 hour'
           FROM generate_series(1, 23) AS g
