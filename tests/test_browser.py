@@ -58,6 +58,19 @@ window.callApi = async (base, method, path, token, body) => {
     return {ok: false, error: String(error)};
   }
 };
+// The existing frontend's API client: every call, GETs included, carries both headers.
+window.callLikeTheFrontend = async (base, method, path, token, body) => {
+  const init = {method, mode: "cors",
+                headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"}};
+  if (body !== null) init.body = JSON.stringify(body);
+  try {
+    const response = await fetch(base + path, init);
+    const text = await response.text();
+    return {ok: true, status: response.status, body: text ? JSON.parse(text) : null};
+  } catch (error) {
+    return {ok: false, error: String(error)};
+  }
+};
 </script></body></html>
 """
 
@@ -139,6 +152,15 @@ async def call_api(page: Page, base: str, method: str, path: str, token: str | N
         "([base, method, path, token, body]) => window.callApi(base, method, path, token, body)",
         [base, method, path, token, body],
     )
+
+
+async def call_like_the_frontend(page: Page, base: str, method: str, path: str, token: str, body: Any = None) -> Any:
+    result = await page.evaluate(
+        "([base, method, path, token, body]) => window.callLikeTheFrontend(base, method, path, token, body)",
+        [base, method, path, token, body],
+    )
+    assert result["ok"], (method, path, result)
+    return result
 
 
 # ---------------------------------------------------------------- the docs page
@@ -248,3 +270,69 @@ async def test_a_page_from_an_origin_the_host_does_not_allow_is_refused_by_the_b
     assert mine["ok"] and mine["status"] == 200 and mine["body"]["results"] == [], mine
     await page.close()
     await allowed.close()
+
+
+async def test_the_existing_frontends_exact_traffic_is_answered_as_it_expects(
+    browser: BrowserContext,
+    dev_frontend: FrontendServer,
+    start_host: Callable[..., LocalHostProcess],
+    user_token: Callable[..., str],
+) -> None:
+    host = start_host(cors=dev_frontend.origin)
+    token, admin = user_token(), user_token(admin=True)
+    page = await browser.new_page()
+    await page.goto(dev_frontend.origin + "/")
+    base = host.base_url + "/api"
+    tag = uuid.uuid4().hex[:12]
+    # What its URL field accepts: whatever a browser's URL parser accepts.
+    typed_url = f"https://mcp.example.com/mcp?team=data science&région=é&tag={tag}"
+
+    def form(url: str) -> dict[str, Any]:
+        return {
+            "endpoint_url": url,
+            "endpoint_name": "Frontend server",
+            "description": "Registered through the frontend",
+            "owner_contact": "frontend@example.com",
+            "available_tools": [{"name": "search"}],
+        }
+
+    created = await call_like_the_frontend(page, base, "POST", "/registrations", token, form(typed_url))
+    assert created["status"] == 201, created
+    registration = created["body"]
+    assert registration["status"] == "Pending"
+    assert registration["endpoint_url"] == f"https://mcp.example.com/mcp?team=data%20science&r%C3%A9gion=%C3%A9&tag={tag}"
+    registration_id = registration["registration_id"]
+
+    # Its "is this URL free?" check and its pages.
+    everything = await call_like_the_frontend(page, base, "GET", "/registrations?limit=1000", token)
+    assert everything["status"] == 200 and everything["body"]["limit"] == 1000, everything
+    assert registration_id in [item["registration_id"] for item in everything["body"]["results"]]
+    mine = await call_like_the_frontend(page, base, "GET", "/registrations/my?limit=100", token)
+    assert mine["status"] == 200 and [item["registration_id"] for item in mine["body"]["results"]] == [registration_id]
+    pending = await call_like_the_frontend(page, base, "GET", "/registrations?status=Pending&limit=100", admin)
+    assert pending["status"] == 200 and registration_id in [item["registration_id"] for item in pending["body"]["results"]]
+    admin_everything = await call_like_the_frontend(page, base, "GET", "/registrations?limit=1000", admin)
+    assert admin_everything["status"] == 200, admin_everything
+
+    approved = await call_like_the_frontend(
+        page, base, "PATCH", f"/registrations/{registration_id}/status", admin, {"status": "Approved"}
+    )
+    assert approved["status"] == 200 and approved["body"]["status"] == "Approved", approved
+    browse = await call_like_the_frontend(page, base, "GET", "/registrations?status=Approved&limit=1000", token)
+    assert browse["status"] == 200 and registration_id in [item["registration_id"] for item in browse["body"]["results"]]
+
+    other = await call_like_the_frontend(page, base, "POST", "/registrations", token, form(f"https://other-{tag}.example.com/mcp"))
+    assert other["status"] == 201, other
+    rejected = await call_like_the_frontend(
+        page, base, "PATCH", f"/registrations/{other['body']['registration_id']}/status", admin,
+        {"status": "Rejected", "reason": "Rejected by admin"},
+    )
+    assert rejected["status"] == 200 and rejected["body"]["status"] == "Rejected", rejected
+
+    deleted = await call_like_the_frontend(page, base, "DELETE", f"/registrations/{registration_id}", admin)
+    assert deleted["status"] == 204 and deleted["body"] is None, deleted
+    me = await call_like_the_frontend(page, base, "GET", "/users/me", token)
+    assert me["status"] == 200 and {"user_id", "email", "display_name", "is_admin"} <= set(me["body"]), me
+    health = await call_like_the_frontend(page, base, "GET", "/health", token)
+    assert health["status"] == 200 and health["body"]["status"] == "healthy", health
+    await page.close()
