@@ -239,6 +239,9 @@ def build_scenarios(ctx: Context) -> list[Scenario]:
         Scenario("health", "get", 200, "none", ["/api/health"], lambda v: health.health_response(), {},
                  constant_variant),
         Scenario("list_first", "get", 200, "users", [list_path(limit)], list_call(limit), {}, constant_variant),
+        # The existing frontend's Browse page and "is this URL free?" check: one page of 1000.
+        Scenario("list_1000", "get", 200, "users", [list_path({"limit": "1000"})], list_call({"limit": "1000"}), {},
+                 constant_variant),
         Scenario("list_deep", "get", 200, "users", [list_path({**limit, "offset": str(ctx.deep_offset)})],
                  list_call({**limit, "offset": str(ctx.deep_offset)}), {}, constant_variant),
         Scenario("list_status", "get", 200, "users", [list_path({**limit, "status": s}) for s in statuses],
