@@ -79,6 +79,8 @@ OPTIONAL_SETTINGS = {
     "WEBSITE_AUTH_ENABLED": "platform-injected",
     # App default INFO; change per deployment in the portal/CLI when debugging.
     "LOG_LEVEL": "app default",
+    # Owners' contacts are personal data: the anonymous registry leaves them out unless an organisation opts in.
+    "MCP_REGISTRY_PUBLISH_OWNER_CONTACT": "app default (off)",
 }
 # Settings the Bicep sets for someone other than shared.settings. One reason per name.
 SET_FOR_OTHERS = {
