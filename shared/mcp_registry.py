@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
-from datetime import datetime
-from typing import Any
 from urllib.parse import unquote
 
 import asyncpg
@@ -25,11 +22,12 @@ import azure.functions as func
 from pydantic import BaseModel
 
 from shared import db
-from shared.errors import ApiError
-from shared.http import json_response
+from shared.errors import ApiError, InvalidQuery, NotFound
+from shared.http import json_response, parse_query
 from shared.models import (
     AllowedMcpServer,
     McpAllowlist,
+    McpCursor,
     McpListMetadata,
     McpOfficialStatus,
     McpRegistrationExtras,
@@ -38,14 +36,13 @@ from shared.models import (
     McpServer,
     McpServerList,
     McpServerResponse,
+    McpServersQuery,
 )
 from shared.registrations import escape_like
 from shared.settings import RegistrySettings, get_registry_settings
 
 SERVER_SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
 OFFICIAL_META_KEY = "io.modelcontextprotocol.registry/official"
-DEFAULT_LIMIT = 30
-MAX_LIMIT = 100
 DESCRIPTION_MAX = 100
 TITLE_MAX = 100
 
@@ -69,13 +66,9 @@ SELECT_ALLOWED_URLS_SQL = """
 SELECT endpoint_url FROM registrations WHERE status = 'Approved' ORDER BY server_name
 """
 SEARCH_CONDITION = "(r.server_name ILIKE $? OR r.endpoint_name ILIKE $? OR r.description ILIKE $?)"
-
-
-class RegistryError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+# What a path may name: anything else cannot be registered, so it is a 404 without asking the database.
+SERVER_NAME = re.compile(r"[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+")
+MAX_VERSION_LENGTH = 255
 
 
 def registry_response(payload: BaseModel, *, status: int = 200) -> func.HttpResponse:
@@ -83,11 +76,11 @@ def registry_response(payload: BaseModel, *, status: int = 200) -> func.HttpResp
     return json_response(payload, status=status, headers={**CORS_HEADERS, "Cache-Control": cache}, exclude_none=True)
 
 
-def registry_error_response(status: int, message: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    # The registry spec's error body is {"error": …}; the API's own keys ride along.
-    code = {400: "INVALID_QUERY", 404: "NOT_FOUND"}.get(status, "DATABASE_UNAVAILABLE" if status == 503 else "ERROR")
-    response = registry_response(McpRegistryError(error=message, detail=message, error_code=code), status=status)
-    for name, value in (headers or {}).items():
+def registry_error_response(error: ApiError) -> func.HttpResponse:
+    """An API error in the registry spec's body ({"error": …}; the API's own keys ride along), with CORS."""
+    body = McpRegistryError(error=error.detail, detail=error.detail, error_code=error.error_code)
+    response = registry_response(body, status=error.status)
+    for name, value in error.headers.items():
         response.headers[name] = value
     return response
 
@@ -128,95 +121,50 @@ def server_entry(row: asyncpg.Record, settings: RegistrySettings) -> McpServerRe
     return McpServerResponse(server=server, meta={OFFICIAL_META_KEY: official})
 
 
-# ---------------------------------------------------------------- cursors and query strings
+# ---------------------------------------------------------------- cursors
 
 
-def encode_cursor(state: dict[str, Any]) -> str:
+def encode_cursor(cursor: McpCursor) -> str:
     # URL-safe without padding: VS Code appends the cursor to the URL without encoding it.
-    raw = json.dumps(state, separators=(",", ":")).encode()
+    raw = cursor.model_dump_json(exclude_none=True).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(cursor: str) -> dict[str, Any]:
+def decode_cursor(text: str) -> McpCursor:
+    """The cursor's state, validated like the query it stands for; anything else is 400."""
     try:
-        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise RegistryError(400, "Invalid cursor parameter") from None
-    if not isinstance(state, dict) or not isinstance(state.get("after"), str):
-        raise RegistryError(400, "Invalid cursor parameter")
-    for key in ("search", "updated_since", "version"):
-        if state.get(key) is not None and not isinstance(state[key], str):
-            raise RegistryError(400, "Invalid cursor parameter")
-    return state
-
-
-def _limit(params: dict[str, str]) -> int:
-    raw = params.get("limit")
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise RegistryError(400, "Invalid limit parameter: expected an integer") from None
-    if limit < 1:
-        raise RegistryError(400, "Invalid limit parameter: must be at least 1")
-    return min(limit, MAX_LIMIT)
-
-
-def _updated_since(raw: str | None) -> datetime | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise RegistryError(400, "Invalid updated_since format: expected RFC3339 timestamp") from None
-    if value.tzinfo is None:
-        raise RegistryError(400, "Invalid updated_since format: expected RFC3339 timestamp")
-    return value
-
-
-def _text_param(params: dict[str, str], name: str, max_length: int) -> str | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if len(value) > max_length or "\x00" in value:
-        raise RegistryError(400, f"Invalid {name} parameter")
-    return value
+        return McpCursor.model_validate_json(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError, RecursionError):
+        # ValueError covers pydantic's ValidationError (malformed JSON, wrong shapes, out-of-bounds values).
+        raise InvalidQuery("Invalid cursor parameter", field_errors={"cursor": "invalid"}) from None
 
 
 # ---------------------------------------------------------------- reads
 
 
-async def list_servers(params: dict[str, str], settings: RegistrySettings) -> McpServerList:
-    limit = _limit(params)
-    cursor = params.get("cursor")
-    # The cursor carries its own filter: VS Code drops `search` on every page after the first.
-    if cursor:
-        state = decode_cursor(cursor)
-    else:
-        state = {
-            "after": "",
-            "search": _text_param(params, "search", 200),
-            "updated_since": _text_param(params, "updated_since", 64),
-            "version": _text_param(params, "version", 255),
-        }
-    updated_since = _updated_since(state.get("updated_since"))
+async def list_servers(query: McpServersQuery, settings: RegistrySettings) -> McpServerList:
+    state = (
+        decode_cursor(query.cursor)
+        if query.cursor
+        else McpCursor(after="", search=query.search, updated_since=query.updated_since, version=query.version)
+    )
     conditions = db.Conditions()
     conditions.fragments.append("r.status = 'Approved'")
-    if state["after"]:
-        conditions.add("r.server_name > $?", state["after"])
-    if state.get("search"):
-        conditions.add(SEARCH_CONDITION, f"%{escape_like(state['search'])}%")
-    if updated_since is not None:
-        conditions.add("r.updated_at > $?", updated_since)
-    if state.get("version") and state["version"] != "latest":
-        conditions.add("r.version = $?", state["version"])
-    args = [*conditions.args, limit + 1]
+    if state.after:
+        conditions.add("r.server_name > $?", state.after)
+    if state.search:
+        conditions.add(SEARCH_CONDITION, f"%{escape_like(state.search)}%")
+    if state.updated_since is not None:
+        conditions.add("r.updated_at > $?", state.updated_since)
+    if state.version and state.version != "latest":
+        conditions.add("r.version = $?", state.version)
+    args = [*conditions.args, query.limit + 1]
     sql = f"SELECT {SERVER_COLUMNS} FROM registrations r {conditions.where()} ORDER BY r.server_name LIMIT ${len(args)}"
     async with db.connection() as conn:
         rows = await conn.fetch(sql, *args)
-    page = rows[:limit]
-    next_cursor = encode_cursor({**state, "after": page[-1]["server_name"]}) if len(rows) > limit else None
+    page = rows[: query.limit]
+    more = len(rows) > query.limit
+    next_cursor = encode_cursor(state.model_copy(update={"after": page[-1]["server_name"]})) if more else None
     return McpServerList(
         servers=[server_entry(row, settings) for row in page],
         metadata=McpListMetadata(count=len(page), nextCursor=next_cursor),
@@ -227,7 +175,7 @@ async def get_approved_server(name: str) -> asyncpg.Record:
     async with db.connection() as conn:
         row = await conn.fetchrow(SELECT_APPROVED_SERVER_SQL, name)
     if row is None:
-        raise RegistryError(404, "Server not found")
+        raise NotFound("Server not found")
     return row
 
 
@@ -239,13 +187,15 @@ def parse_server_path(rest: str) -> tuple[str, str | None]:
     """
     segments = [unquote(segment) for segment in re.sub("%2[fF]", "/", rest).strip("/").split("/")]
     if len(segments) < 3 or segments[2] != "versions" or not segments[0] or not segments[1]:
-        raise RegistryError(404, "Not found")
+        raise NotFound("Not found")
     name = f"{segments[0]}/{segments[1]}"
+    if len(name) > 200 or not SERVER_NAME.fullmatch(name):
+        raise NotFound("Server not found")  # no such name can be registered
     if len(segments) == 3:
         return name, None
     version = "/".join(segments[3:])
-    if not version:
-        raise RegistryError(404, "Not found")
+    if not version or len(version) > MAX_VERSION_LENGTH or "\x00" in version:
+        raise NotFound("Server version not found")
     return name, version
 
 
@@ -255,7 +205,7 @@ async def server_versions(rest: str, settings: RegistrySettings) -> McpServerLis
     if version is None:
         return McpServerList(servers=[server_entry(row, settings)], metadata=McpListMetadata(count=1))
     if version != "latest" and version != row["version"]:
-        raise RegistryError(404, "Server version not found")
+        raise NotFound("Server version not found")
     return server_entry(row, settings)
 
 
@@ -263,22 +213,21 @@ async def registry_servers_response(req: func.HttpRequest) -> func.HttpResponse:
     """Everything under /v0.1/servers: the list, a server's versions, and one version."""
     settings = get_registry_settings()
     if not settings.enabled:
-        return registry_error_response(404, "Not found")
+        return registry_error_response(NotFound("Not found"))
     if req.method == "OPTIONS":
         return func.HttpResponse(status_code=204, headers={**CORS_HEADERS, "Access-Control-Max-Age": "600"})
     rest = (req.route_params.get("rest") or "").strip("/")
     try:
         if not rest:
-            payload: BaseModel = await list_servers(dict(req.params), settings)
+            payload: BaseModel = await list_servers(parse_query(req, McpServersQuery), settings)
         else:
             payload = await server_versions(rest, settings)
-    except RegistryError as exc:
-        return registry_error_response(exc.status, exc.message)
     except Exception as exc:
+        # Every failure the caller can act on keeps the registry's body and its CORS headers.
         error = db.as_api_error(exc)
         if error is None:
             raise
-        return registry_error_response(error.status, error.detail, error.headers)
+        return registry_error_response(error)
     return registry_response(payload)
 
 

@@ -38,9 +38,14 @@ MAX_OFFSET = 2_147_483_647
 
 
 def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it as invalid input instead of failing in the database.
+    # PostgreSQL text cannot hold NUL, and UTF-8 cannot hold a lone surrogate (JSON's "\ud800" decodes to
+    # one): refuse both as invalid input instead of failing in the database or the driver.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
     return value
 
 
@@ -383,6 +388,80 @@ class AuditLogQuery(_Query):
         if value is not None and start is not None and value < start:
             raise ValueError("`to` must not be before `from`")
         return value
+
+
+# ---------------------------------------------------------------- the MCP Registry (v0.1) query and cursor
+
+REGISTRY_DEFAULT_LIMIT = 30
+REGISTRY_MAX_LIMIT = 100
+# A cursor this service issues is ~100–400 characters; anything longer is forged and never decoded.
+MAX_CURSOR_LENGTH = 1024
+
+
+def _registry_limit(value: Any) -> Any:
+    # The official registry caps rather than refuses a large limit.
+    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        return min(int(value), REGISTRY_MAX_LIMIT)
+    return value
+
+
+def _rfc3339(value: Any) -> Any:
+    # RFC 3339 with an offset only (pydantic alone would also read "0.5" as a Unix timestamp).
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an RFC 3339 timestamp, e.g. 2025-11-11T10:00:00Z") from None
+        if parsed.tzinfo is None:
+            raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2025-11-11T10:00:00Z")
+        try:
+            # In UTC, as the database compares it; an instant outside years 1–9999 cannot be sent at all.
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range") from None
+    return value
+
+
+RegistryTime = Annotated[datetime, BeforeValidator(_rfc3339), documented(format="date-time")]
+RegistryVersion = Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul, documented(pattern=NO_NUL)]
+
+
+def _empty_means_absent(data: Any) -> Any:
+    return {key: value for key, value in data.items() if value != ""} if isinstance(data, dict) else data
+
+
+class McpServersQuery(_Query):
+    """The registry's list parameters; an empty value counts as absent."""
+
+    cursor: str | SkipJsonSchema[None] = Field(
+        default=None,
+        max_length=MAX_CURSOR_LENGTH,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="Opaque: the `metadata.nextCursor` of the previous page (any other value is 400)",
+    )
+    limit: Annotated[int, BeforeValidator(_registry_limit)] = Field(
+        default=REGISTRY_DEFAULT_LIMIT, ge=1, description="Page size (capped at 100)"
+    )
+    search: SearchTerm | SkipJsonSchema[None] = Field(default=None, description="Substring of name or description")
+    updated_since: RegistryTime | SkipJsonSchema[None] = Field(default=None, description="RFC 3339 timestamp")
+    version: RegistryVersion | SkipJsonSchema[None] = Field(default=None, description="A version, or `latest`")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty(cls, data: Any) -> Any:
+        return _empty_means_absent(data)
+
+
+class McpCursor(BaseModel):
+    """What a cursor carries: where the previous page ended and its filter (VS Code drops `search` after page
+    1). Decoded from client input, so validated with the same bounds as the query itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: Annotated[str, StringConstraints(max_length=200), NoNul]
+    search: SearchTerm | None = None
+    updated_since: RegistryTime | None = None
+    version: RegistryVersion | None = None
 
 
 # ---------------------------------------------------------------- other responses

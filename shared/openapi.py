@@ -20,9 +20,8 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import azure.functions as func
@@ -57,6 +56,7 @@ from shared.models import (
     McpRegistryError,
     McpServerList,
     McpServerResponse,
+    McpServersQuery,
     MyRegistrationsQuery,
     Registration,
     RegistrationCreate,
@@ -95,20 +95,6 @@ class Error(BaseModel):
     invocation_id: str | SkipJsonSchema[None] = Field(
         default=None, description="INTERNAL_ERROR only: the invocation id the failure was logged with"
     )
-
-
-class McpServersQuery(BaseModel):
-    """The registry's list parameters (parsed in shared/mcp_registry.py); an empty value counts as absent."""
-
-    cursor: str | SkipJsonSchema[None] = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_-]*$",
-        description="Opaque: the `metadata.nextCursor` of the previous page (any other value is 400)",
-    )
-    limit: Annotated[int, Field(ge=1)] | Literal[""] = Field(default=30, description="Page size (capped at 100)")
-    search: str | SkipJsonSchema[None] = Field(default=None, max_length=200, description="Substring of name or description")
-    updated_since: datetime | Literal[""] | SkipJsonSchema[None] = Field(default=None, description="RFC 3339 timestamp")
-    version: str | SkipJsonSchema[None] = Field(default=None, max_length=255, description="A version, or `latest`")
 
 
 # ---------------------------------------------------------------- the description table
