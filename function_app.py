@@ -106,7 +106,10 @@ async def update_registration(req: func.HttpRequest, caller: Caller) -> func.Htt
 @admin_only
 async def change_registration_status(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await registrations.decide_registration(
-        route_uuid(req, "registration_id"), parse_json_body(req, StatusChange), caller
+        route_uuid(req, "registration_id"),
+        parse_json_body(req, StatusChange),
+        caller,
+        if_match=req.headers.get("if-match"),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
@@ -50,6 +51,31 @@ def _no_nul(value: str) -> str:
 
 
 NoNul = AfterValidator(_no_nul)
+
+# Bidirectional formatting characters: they make served text read differently from what is stored (a name
+# that displays as "weather" but sorts and matches as something else; the "Trojan Source" trick).
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def check_single_line(value: str) -> str:
+    # Names and titles: no control characters at all (they are shown on one line, and served to Copilot).
+    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in value):
+        raise ValueError("must not contain control characters or bidirectional overrides")
+    return value
+
+
+def check_multi_line(value: str) -> str:
+    # Descriptions may hold line breaks and tabs; no other control characters, no bidirectional overrides.
+    if any((unicodedata.category(char) == "Cc" and char not in "\t\n\r") or char in BIDI_CONTROLS for char in value):
+        raise ValueError("must not contain control characters (other than line breaks and tabs) or bidirectional overrides")
+    return value
+
+
+SingleLine = AfterValidator(check_single_line)
+MultiLine = AfterValidator(check_multi_line)
+# For the OpenAPI document: no C0/C1 controls or bidirectional overrides (descriptions allow \t, \n, \r).
+SINGLE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
 
 
 @dataclass(frozen=True)
@@ -106,16 +132,22 @@ EndpointName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=200),
     NoNul,
-    documented(pattern=THREE_AFTER_TRIM),
+    SingleLine,
+    documented(pattern=THREE_AFTER_TRIM, allOf=[{"pattern": SINGLE_LINE}]),
 ]
-Description = Annotated[str, StringConstraints(max_length=1000), NoNul, documented(pattern=NO_NUL)]
+Description = Annotated[str, StringConstraints(max_length=1000), NoNul, MultiLine, documented(pattern=MULTI_LINE)]
+Reason = Annotated[str, StringConstraints(max_length=1000), NoNul, documented(pattern=NO_NUL)]
 OwnerContact = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320), NoNul, documented(pattern=NOT_BLANK)
 ]
 ToolName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul, documented(pattern=NOT_BLANK)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    NoNul,
+    SingleLine,
+    documented(pattern=NOT_BLANK, allOf=[{"pattern": SINGLE_LINE}]),
 ]
-ToolDescription = Annotated[str, StringConstraints(max_length=500), NoNul, documented(pattern=NO_NUL)]
+ToolDescription = Annotated[str, StringConstraints(max_length=500), NoNul, MultiLine, documented(pattern=MULTI_LINE)]
 ToolVersion = Annotated[str, StringConstraints(max_length=50), NoNul, documented(pattern=NO_NUL)]
 SearchTerm = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul, documented(pattern=NO_NUL)]
 # MCP Registry server.json rules: reverse-DNS namespace, exactly one "/", 3–200 characters.
@@ -155,10 +187,19 @@ def _tool_from_string(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+def tool_name_key(name: str) -> str:
+    """What makes two tool names the same name: NFKC (`ﬁle` is `file`, composed and decomposed `é` are one)
+    and case folding (`Tool` is `tool`). MCP clients show and call tools by name; look-alikes are confusing."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
 def _unique_tool_names(tools: list[Tool]) -> list[Tool]:
-    names = [tool.name for tool in tools]
-    if len(names) != len(set(names)):
-        raise ValueError("tool names must be unique within a registration")
+    seen: dict[str, str] = {}
+    for tool in tools:
+        key = tool_name_key(tool.name)
+        if key in seen:
+            raise ValueError(f"tool names must be unique within a registration: {tool.name!r} is the same name as {seen[key]!r}")
+        seen[key] = tool.name
     return tools
 
 
@@ -234,7 +275,7 @@ class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Decision
-    reason: Description | None = None
+    reason: Reason | None = None
 
 
 class User(BaseModel):

@@ -143,14 +143,14 @@ def _registration_links(*names: str) -> dict[str, Link]:
     targets = {
         "get": ("get_registration", "Read the registration"),
         "update": ("update_registration", "Edit the registration (with its ETag as If-Match)"),
-        "status": ("change_registration_status", "Approve or reject the registration"),
+        "status": ("change_registration_status", "Approve or reject the registration (with its ETag as If-Match)"),
         "delete": ("delete_registration", "Delete the registration"),
     }
     links = {}
     for name in names:
         operation, description = targets[name]
         parameters = {"registration_id": "$response.body#/registration_id"}
-        if name == "update":
+        if name in ("update", "status"):
             parameters["header.If-Match"] = "$response.header.ETag"
         links[operation] = Link(operation, parameters, description)
     return links
@@ -244,8 +244,9 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
         "admin",
         Registration,
         body=StatusChange,
-        errors=(NotFound, InvalidStateTransition),
+        errors=(NotFound, InvalidStateTransition, PreconditionFailed),
         etag=True,
+        if_match=True,
         path_parameters=_ID,
         links={
             **_registration_links("get", "delete"),
@@ -259,7 +260,11 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
                 {"serverName": "$response.body#/server_name"},
             ),
         },
-        description="Only from Pending; concurrent decisions: exactly one wins, the rest get 409.",
+        description=(
+            "Only from Pending; concurrent decisions: exactly one wins, the rest get 409. With If-Match the decision "
+            "applies only to that version (412 otherwise). Without it, an approval is refused (412) while someone "
+            "else edited the registration within APPROVAL_REVIEW_WINDOW_S: reload, review, approve again."
+        ),
     ),
     "delete_registration": Operation(
         "Delete a registration (its audit trail stays)",
@@ -648,7 +653,7 @@ def _operation_object(
                 "name": "If-Match",
                 "in": "header",
                 "required": False,
-                "description": "The ETag this edit is based on; 412 when the registration changed since",
+                "description": "The ETag this change is based on; 412 when the registration changed since",
                 "schema": {"type": "string"},
             }
         )

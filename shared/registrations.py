@@ -38,7 +38,7 @@ from shared.models import (
     RegistrationUpdate,
     StatusChange,
 )
-from shared.settings import get_registry_settings
+from shared.settings import get_registration_settings, get_registry_settings
 
 ENDPOINT_URL_CONSTRAINT = "registrations_endpoint_url_key"
 SERVER_NAME_CONSTRAINT = "registrations_server_name_key"
@@ -85,7 +85,7 @@ SELECT {REGISTRATION_COLUMNS} FROM registrations r {REGISTRATION_JOINS} WHERE r.
 """
 
 SELECT_ID_BY_URL_SQL = "SELECT registration_id FROM registrations WHERE endpoint_url = $1"
-SELECT_ID_BY_SERVER_NAME_SQL = "SELECT registration_id FROM registrations WHERE server_name = $1"
+SELECT_ID_BY_SERVER_NAME_SQL = "SELECT registration_id FROM registrations WHERE lower(server_name) = lower($1)"
 
 LOCK_REGISTRATION_SQL = """
 SELECT registration_id, endpoint_url, endpoint_name, description, owner_contact, available_tools,
@@ -99,7 +99,7 @@ UPDATE_REGISTRATION_SQL = f"""
 WITH r AS (
     UPDATE registrations
        SET endpoint_url = $2, endpoint_name = $3, description = $4, owner_contact = $5, available_tools = $6,
-           server_name = $7, version = $8, transport = $9
+           server_name = $7, version = $8, transport = $9, edited_at = now(), edited_by = $10
      WHERE registration_id = $1
     RETURNING *
 ), audit AS (
@@ -109,12 +109,17 @@ WITH r AS (
 SELECT {REGISTRATION_COLUMNS} FROM r {REGISTRATION_JOINS}
 """
 
-# Only a Pending registration can be decided: concurrent decisions race on this one conditional UPDATE.
+# Only a Pending registration can be decided, and only as it was reviewed: concurrent decisions and edits race
+# on this one conditional UPDATE. $5: the row versions If-Match accepts (NULL: no If-Match, or `*`). $6: for an
+# approval without If-Match, how recent an edit by someone else refuses it (NULL: no such rule).
 DECIDE_REGISTRATION_SQL = f"""
 WITH r AS (
     UPDATE registrations
        SET status = $2, approver_id = $3, approved_at = now()
      WHERE registration_id = $1 AND status = 'Pending'
+       AND ($5::bigint[] IS NULL OR row_version = ANY($5::bigint[]))
+       AND ($6::float8 IS NULL OR edited_at IS NULL OR edited_by = $3
+            OR edited_at <= now() - make_interval(secs => $6::float8))
     RETURNING *
 ), audit AS (
     INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
@@ -123,7 +128,11 @@ WITH r AS (
 SELECT {REGISTRATION_COLUMNS} FROM r {REGISTRATION_JOINS}
 """
 
-SELECT_STATUS_SQL = "SELECT status FROM registrations WHERE registration_id = $1"
+# Why a decision did not apply (read after the UPDATE decided; only explains, never decides).
+SELECT_DECISION_STATE_SQL = """
+SELECT status, row_version, extract(epoch FROM now() - edited_at) AS edited_seconds_ago
+  FROM registrations WHERE registration_id = $1
+"""
 
 DELETE_REGISTRATION_SQL = """
 WITH deleted AS (
@@ -168,7 +177,16 @@ def derived_server_name(endpoint_name: str, namespace: str, suffix: str = "") ->
     return f"{namespace}/{slug}{suffix}"
 
 
+def check_namespace(server_name: str | None) -> None:
+    """An explicit server name must be in one of this registry's namespaces (422 otherwise)."""
+    settings = get_registry_settings()
+    if server_name is not None and not settings.in_namespace(server_name):
+        allowed = ", ".join(settings.namespaces)
+        raise ValidationFailed(field_errors={"server_name": f"must be in this registry's namespace ({allowed})"})
+
+
 async def create_registration(body: RegistrationCreate, caller: Caller, base_url: str) -> func.HttpResponse:
+    check_namespace(body.server_name)
     tools = _tools_json(body.available_tools)
     namespace = get_registry_settings().server_namespace
     async with db.connection() as conn:
@@ -395,10 +413,26 @@ def _matches_if_match(if_match: str | None, current_etag: str) -> bool:
     return "*" in candidates or current_etag in {candidate.removeprefix("W/") for candidate in candidates}
 
 
+def accepted_row_versions(if_match: str | None) -> list[int] | None:
+    """The row versions an If-Match header accepts; None when it accepts any (absent, or `*`)."""
+    if if_match is None:
+        return None
+    candidates = [candidate.strip().removeprefix("W/") for candidate in if_match.split(",")]
+    if "*" in candidates:
+        return None
+    versions = []
+    for candidate in candidates:
+        inner = candidate[1:-1] if len(candidate) >= 2 and candidate[0] == candidate[-1] == '"' else ""
+        if inner.isascii() and inner.isdigit() and len(inner) < 19:
+            versions.append(int(inner))
+    return versions  # empty: nothing this service issued, so nothing matches
+
+
 async def update_registration(
     registration_id: UUID, body: RegistrationUpdate, caller: Caller, if_match: str | None
 ) -> func.HttpResponse:
     requested = body.changes()
+    check_namespace(requested.get("server_name"))
     if "available_tools" in requested:
         requested["available_tools"] = _tools_json(body.available_tools)
     try:
@@ -443,16 +477,42 @@ async def _apply_update(
     return row
 
 
-async def decide_registration(registration_id: UUID, body: StatusChange, caller: Caller) -> func.HttpResponse:
+async def decide_registration(
+    registration_id: UUID, body: StatusChange, caller: Caller, if_match: str | None
+) -> func.HttpResponse:
+    """Approve or reject, bound to what the admin reviewed.
+
+    With If-Match, the decision applies only to that version (412 otherwise). The existing frontend sends no
+    If-Match, so an approval without it is refused while the registration was edited by someone else within
+    APPROVAL_REVIEW_WINDOW_S: the admin's page may predate the edit (a submitter swapping the URL between review
+    and approval). Rejecting publishes nothing, so without If-Match it is never held back.
+    """
     metadata = {"reason": body.reason} if body.reason is not None else {}
+    versions = accepted_row_versions(if_match)
+    window = (
+        get_registration_settings().approval_review_window_s if body.status == "Approved" and if_match is None else None
+    )
     async with db.connection() as conn:
-        row = await conn.fetchrow(DECIDE_REGISTRATION_SQL, registration_id, body.status, caller.user_id, metadata)
+        row = await conn.fetchrow(
+            DECIDE_REGISTRATION_SQL, registration_id, body.status, caller.user_id, metadata, versions, window
+        )
         if row is None:
-            status = await conn.fetchval(SELECT_STATUS_SQL, registration_id)
-            if status is None:
-                raise NotFound("Registration not found")
-            raise InvalidStateTransition(f"Registration is {status}; only a Pending registration can be decided")
+            raise _why_not_decided(await conn.fetchrow(SELECT_DECISION_STATE_SQL, registration_id), versions)
     return registration_response(row)
+
+
+def _why_not_decided(state: asyncpg.Record | None, versions: list[int] | None) -> Exception:
+    if state is None:
+        return NotFound("Registration not found")
+    if state["status"] != "Pending":
+        return InvalidStateTransition(f"Registration is {state['status']}; only a Pending registration can be decided")
+    if versions is not None and state["row_version"] not in versions:
+        return PreconditionFailed()
+    seconds = int(state["edited_seconds_ago"] or 0)
+    return PreconditionFailed(
+        f"The registration was edited {seconds} s ago, possibly after you loaded it: reload it, review the changes "
+        "and approve again (or send its ETag as If-Match)"
+    )
 
 
 async def delete_registration(registration_id: UUID, caller: Caller) -> func.HttpResponse:

@@ -7,6 +7,7 @@ never fails on a missing value; a missing or invalid setting raises `SettingsErr
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from ipaddress import ip_address
@@ -195,6 +196,10 @@ class RegistrySettings(_EnvModel):
         default="com.example.mcp", min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9.-]+$",
         alias="MCP_SERVER_NAMESPACE",
     )
+    # Where an explicit server name may be: MCP_SERVER_NAMESPACE and these comma-separated others, each with its
+    # sub-namespaces (`com.contoso.mcp.team`). Copilot's registry policy matches servers
+    # by name, so nobody may register under a name the organisation does not own (`io.github.github/…`).
+    extra_namespaces: tuple[str, ...] = Field(default=(), alias="MCP_SERVER_NAMESPACES")
     # The anonymous registry publishes only what clients need; owners' contacts are personal data.
     publish_owner_contact: bool = Field(default=False, alias="MCP_REGISTRY_PUBLISH_OWNER_CONTACT")
 
@@ -202,6 +207,38 @@ class RegistrySettings(_EnvModel):
     @classmethod
     def _flag(cls, value: object) -> object:
         return _env_flag(value) if isinstance(value, str) else value
+
+    @field_validator("extra_namespaces", mode="before")
+    @classmethod
+    def _namespace_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("extra_namespaces")
+    @classmethod
+    def _valid_namespaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for namespace in value:
+            if not re.fullmatch(r"[a-zA-Z0-9.-]{1,100}", namespace):
+                raise ValueError(f"{namespace!r} is not a reverse-DNS namespace")
+        return value
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.server_namespace, *self.extra_namespaces)))
+
+    def in_namespace(self, server_name: str) -> bool:
+        """Whether `server_name`'s namespace is one of ours or below one (compared ignoring case)."""
+        namespace = server_name.split("/", 1)[0].lower()
+        return any(namespace == ours.lower() or namespace.startswith(ours.lower() + ".") for ours in self.namespaces)
+
+
+class RegistrationSettings(_EnvModel):
+    """Reviewing and deciding registrations."""
+
+    # An approval without If-Match (the existing frontend sends none) is refused while the registration was
+    # edited by someone else less than this long ago: the admin may be approving a page loaded before the edit.
+    approval_review_window_s: float = Field(default=900, ge=0, le=86_400, alias="APPROVAL_REVIEW_WINDOW_S")
 
 
 @lru_cache(maxsize=1)
@@ -225,6 +262,7 @@ def clear_settings_cache() -> None:
     get_auth_settings.cache_clear()
     get_app_settings.cache_clear()
     get_registry_settings.cache_clear()
+    get_registration_settings.cache_clear()
 
 
 @lru_cache(maxsize=1)
@@ -232,9 +270,14 @@ def get_registry_settings() -> RegistrySettings:
     return RegistrySettings.from_env()
 
 
+@lru_cache(maxsize=1)
+def get_registration_settings() -> RegistrationSettings:
+    return RegistrationSettings.from_env()
+
+
 def setting_names() -> set[str]:
     """Every environment variable the app reads."""
     names: set[str] = set()
-    for model in (DatabaseSettings, AuthSettings, AppSettings, RegistrySettings):
+    for model in (DatabaseSettings, AuthSettings, AppSettings, RegistrySettings, RegistrationSettings):
         names.update(field.alias or name for name, field in model.model_fields.items())
     return names

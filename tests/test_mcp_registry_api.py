@@ -25,7 +25,7 @@ SERVER_VALIDATOR = Draft7Validator(SCHEMA, format_checker=FormatChecker())
 
 
 def unique_namespace() -> str:
-    return f"com.test-{uuid.uuid4().hex[:10]}"
+    return f"com.example.mcp.test-{uuid.uuid4().hex[:10]}"  # below the registry's namespace
 
 
 def assert_valid_server(server: dict[str, Any]) -> None:
