@@ -2,52 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from shared.migrate import MIGRATIONS_DIR, MigrationError, apply_migrations
+from tests.support.migrations import database_before, insert_registration
 
 CANONICAL_STEP = "0007_canonical_endpoint_urls.py"
 
 
 @pytest.fixture
 async def before_canonical_urls(pg_server_dsn: str, tmp_path: Path) -> AsyncIterator[asyncpg.Connection]:
-    """A database of its own with the migrations before 0007 applied, and one user to own rows."""
-    earlier = tmp_path / "sql"
-    earlier.mkdir()
-    for path in MIGRATIONS_DIR.iterdir():
-        if path.name < CANONICAL_STEP and path.suffix in {".sql", ".py"}:
-            shutil.copy(path, earlier)
-    name = f"mcpreg_canonical_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    parts = urlsplit(pg_server_dsn)
-    dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-    conn = await asyncpg.connect(dsn)
-    await apply_migrations(conn, earlier)
-    await conn.execute("INSERT INTO users (tenant_id, entra_id) VALUES (gen_random_uuid(), 'owner')")
-    yield conn
-    await conn.close()
-    admin = await asyncpg.connect(pg_server_dsn)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
-
-
-async def insert_registration(conn: asyncpg.Connection, url: str) -> uuid.UUID:
-    registration_id: uuid.UUID = await conn.fetchval(
-        "INSERT INTO registrations (endpoint_url, endpoint_name, owner_contact, submitter_id, server_name)"
-        " SELECT $1, 'Some server', 'ops', user_id, 'com.example/' || gen_random_uuid() FROM users"
-        " RETURNING registration_id",
-        url,
-    )
-    return registration_id
+    async with database_before(pg_server_dsn, CANONICAL_STEP, tmp_path) as conn:
+        yield conn
 
 
 async def stored_urls(conn: asyncpg.Connection) -> dict[uuid.UUID, str]:
