@@ -81,6 +81,9 @@ OPTIONAL_SETTINGS = {
     "LOG_LEVEL": "app default",
     # Owners' contacts are personal data: the anonymous registry leaves them out unless an organisation opts in.
     "MCP_REGISTRY_PUBLISH_OWNER_CONTACT": "app default (off)",
+    # Only MCP_SERVER_NAMESPACE (set from mcpServerNamespace) unless an organisation owns more namespaces.
+    "MCP_SERVER_NAMESPACES": "app default (MCP_SERVER_NAMESPACE alone)",
+    "APPROVAL_REVIEW_WINDOW_S": "app default",
 }
 # Settings the Bicep sets for someone other than shared.settings. One reason per name.
 SET_FOR_OTHERS = {
