@@ -126,7 +126,8 @@ def _endpoint_url(value: str) -> str:
 EndpointUrl = Annotated[
     str,
     AfterValidator(_endpoint_url),
-    documented(pattern=ENDPOINT_URL_PATTERN, minLength=8, maxLength=MAX_URL_LENGTH),
+    # One less than the limit: a URL without a path is stored with "/" (`https://host` → `https://host/`).
+    documented(pattern=ENDPOINT_URL_PATTERN, minLength=8, maxLength=MAX_URL_LENGTH - 1),
 ]
 EndpointName = Annotated[
     str,
@@ -483,9 +484,16 @@ class McpServersQuery(_Query):
     limit: Annotated[int, BeforeValidator(_registry_limit)] = Field(
         default=REGISTRY_DEFAULT_LIMIT, ge=1, description="Page size (capped at 100)"
     )
-    search: SearchTerm | SkipJsonSchema[None] = Field(default=None, description="Substring of name or description")
-    updated_since: RegistryTime | SkipJsonSchema[None] = Field(default=None, description="RFC 3339 timestamp")
-    version: RegistryVersion | SkipJsonSchema[None] = Field(default=None, description="A version, or `latest`")
+    # `Literal[""]` documents that an empty value is accepted (it counts as absent, see _drop_empty).
+    search: SearchTerm | Literal[""] | SkipJsonSchema[None] = Field(
+        default=None, description="Substring of name or description"
+    )
+    updated_since: RegistryTime | Literal[""] | SkipJsonSchema[None] = Field(
+        default=None, description="RFC 3339 timestamp"
+    )
+    version: RegistryVersion | Literal[""] | SkipJsonSchema[None] = Field(
+        default=None, description="A version, or `latest`"
+    )
 
     @model_validator(mode="before")
     @classmethod

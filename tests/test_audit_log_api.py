@@ -45,7 +45,8 @@ async def lifecycle(api: httpx.AsyncClient, user_token: TokenFactory) -> tuple[s
     registration_id = created["registration_id"]
     edit = await api.patch(f"{REGISTRATIONS}/{registration_id}", json={"endpoint_name": "Edited"}, headers=bearer(token))
     assert edit.status_code == 200, edit.text
-    assert (await decide(api, admin, registration_id, "Approved", reason="ok")).status_code == 200
+    approval = await decide(api, admin, registration_id, "Approved", reason="ok", if_match=edit.headers["ETag"])
+    assert approval.status_code == 200, approval.text
     assert (await api.delete(f"{REGISTRATIONS}/{registration_id}", headers=bearer(admin))).status_code == 204
     trail = await trail_of(api, admin, registration_id)
     assert [entry["action"] for entry in trail] == ["Deleted", "Approved", "Updated", "Created"]

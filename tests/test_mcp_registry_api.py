@@ -656,7 +656,8 @@ async def test_name_can_change_while_pending_and_is_frozen_once_approved(
     path = f"/api/registrations/{created['registration_id']}"
 
     while_pending = await api.patch(path, json={"server_name": renamed}, headers=bearer(submitter_token))
-    await decide(api, admin_token, created["registration_id"], "Approved")
+    approval = await decide(api, admin_token, created["registration_id"], "Approved", if_match=while_pending.headers["ETag"])
+    assert approval.status_code == 200, approval.text
     after_approval = await api.patch(
         path, json={"server_name": f"{unique_namespace()}/again"}, headers=bearer(admin_token)
     )

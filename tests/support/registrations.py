@@ -43,12 +43,20 @@ async def create_registration(api: httpx.AsyncClient, token: str, **overrides: A
 
 
 async def decide(
-    api: httpx.AsyncClient, admin_token: str, registration_id: str, status: str, reason: str | None = None
+    api: httpx.AsyncClient,
+    admin_token: str,
+    registration_id: str,
+    status: str,
+    reason: str | None = None,
+    *,
+    if_match: str | None = None,
 ) -> httpx.Response:
+    """Approve or reject; `if_match` is the ETag of the version the admin reviewed (needed after an edit)."""
     body: dict[str, Any] = {"status": status}
     if reason is not None:
         body["reason"] = reason
-    return await api.patch(f"{REGISTRATIONS}/{registration_id}/status", json=body, headers=bearer(admin_token))
+    headers = bearer(admin_token) | ({"If-Match": if_match} if if_match is not None else {})
+    return await api.patch(f"{REGISTRATIONS}/{registration_id}/status", json=body, headers=headers)
 
 
 async def user_id_of(api: httpx.AsyncClient, token: str) -> str:
