@@ -1,9 +1,16 @@
 // Azure Database for PostgreSQL Flexible Server, Entra-only (passwordless) authentication.
-// Child order (each step waits for the previous one; the server rejects parallel writes with
-// ServerIsBusy): database -> firewall rules (@batchSize(1)) -> server parameters (@batchSize(1))
-// -> Entra administrator (separate resource, after the configurations).
-// The app's own database role (the managed identity) is data-plane SQL
-// (pgaadauth_create_principal + GRANTs) and is created by infra/hooks/postprovision.sh.
+// Order (each step waits for the previous one; the server rejects parallel writes with ServerIsBusy):
+//   server -> firewall rules (@batchSize(1)) -> server parameters (@batchSize(1)) -> Entra administrator
+//   -> application database -> private endpoint.
+// The database comes AFTER the Entra administrator on purpose: a database created through the API on an
+// Entra-only server that has no administrator yet is owned by the platform's internal role, and since
+// PostgreSQL 15 the `public` schema belongs to the database owner, so the administrator could not create the
+// tables (terraform-provider-azurerm #27895, worked through with Microsoft support). Created after the
+// administrator exists, the database belongs to that administrator, who then runs the migrations.
+// The app's own database role (the managed identity, bound to its object id) is data-plane SQL
+// (pgaadauth_create_principal_with_oid + GRANTs) and is created by infra/hooks/postprovision.sh.
+// One API version for every Microsoft.DBforPostgreSQL resource: 2025-08-01 is the first GA version whose
+// ServerVersion enum includes '17' (2024-08-01 stops at '16'); see allowedVersions in tests/test_infra.py.
 
 @description('Name of the PostgreSQL flexible server.')
 param name string
@@ -62,8 +69,15 @@ param pgBouncerEnabled bool = false
 @description('Firewall rules for the public endpoint: array of { name, startIpAddress, endIpAddress }. Empty by default.')
 param firewallRules array = []
 
-@description('Add the 0.0.0.0 rule that admits every Azure-internal address (including other tenants). Off by default; prefer privateEndpointSubnetId.')
+@description('Add the 0.0.0.0 rule that admits every Azure-internal address (including other tenants). main.bicep turns it on only without private networking: Flex Consumption has no fixed outbound IPs, so it is the only way the app reaches a public server.')
 param allowAzureServices bool = false
+
+@description('Public network access of the server. Disabled with private networking: only the private endpoint answers (the post-provision hook opens it for a moment, see README.md).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
 
 @description('Subnet for a private endpoint to the server; empty for none.')
 param privateEndpointSubnetId string = ''
@@ -88,6 +102,13 @@ param adminPrincipalType string = 'User'
 @description('Entra tenant of the administrator.')
 param tenantId string
 
+@description('Server connections the built-in PgBouncer opens for the app (pgbouncer.default_pool_size); main.bicep computes it with the connection budget.')
+@minValue(1)
+param pgBouncerPoolSize int = 50
+
+@description('Resource id of the Log Analytics workspace that receives the server\'s logs and metrics.')
+param logAnalyticsWorkspaceId string
+
 // Every extension a migration in sql/ creates must be allow-listed here (tests/test_infra.py checks it).
 var allowedExtensions = 'PG_TRGM'
 
@@ -107,6 +128,10 @@ var pgBouncerServerParameters = [
     name: 'pgbouncer.enabled'
     value: 'true'
   }
+  {
+    name: 'pgbouncer.default_pool_size'
+    value: string(pgBouncerPoolSize)
+  }
 ]
 
 var serverParameters = pgBouncerEnabled ? concat(baseServerParameters, pgBouncerServerParameters) : baseServerParameters
@@ -121,7 +146,7 @@ var azureServicesRule = [
 
 var allFirewallRules = allowAzureServices ? concat(firewallRules, azureServicesRule) : firewallRules
 
-resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
+resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2025-08-01' = {
   name: name
   location: location
   tags: tags
@@ -148,35 +173,23 @@ resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
       mode: zoneRedundantHa ? 'ZoneRedundant' : 'Disabled'
     }
     network: {
-      publicNetworkAccess: 'Enabled'
+      publicNetworkAccess: publicNetworkAccess
     }
   }
 }
 
-resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-01' = {
-  parent: server
-  name: databaseName
-  properties: {
-    charset: 'UTF8'
-    collation: 'en_US.utf8'
-  }
-}
-
 @batchSize(1)
-resource firewall 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = [for rule in allFirewallRules: {
+resource firewall 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2025-08-01' = [for rule in allFirewallRules: {
   parent: server
   name: rule.name
   properties: {
     startIpAddress: rule.startIpAddress
     endIpAddress: rule.endIpAddress
   }
-  dependsOn: [
-    database
-  ]
 }]
 
 @batchSize(1)
-resource configurations 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2024-08-01' = [for parameter in serverParameters: {
+resource configurations 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2025-08-01' = [for parameter in serverParameters: {
   parent: server
   name: parameter.name
   properties: {
@@ -184,13 +197,13 @@ resource configurations 'Microsoft.DBforPostgreSQL/flexibleServers/configuration
     source: 'user-override'
   }
   dependsOn: [
-    database
     firewall
   ]
 }]
 
 // A separate resource (not nested), created after the configurations: the server must be idle.
-resource administrator 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = {
+// It must exist before the database (see the top of this file).
+resource administrator 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2025-08-01' = {
   parent: server
   name: adminPrincipalId
   properties: {
@@ -200,6 +213,20 @@ resource administrator 'Microsoft.DBforPostgreSQL/flexibleServers/administrators
   }
   dependsOn: [
     configurations
+  ]
+}
+
+// Created after the Entra administrator so that the administrator owns it (and its public schema):
+// otherwise the migrations cannot create tables (see the top of this file).
+resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2025-08-01' = {
+  parent: server
+  name: databaseName
+  properties: {
+    charset: 'UTF8'
+    collation: 'en_US.utf8'
+  }
+  dependsOn: [
+    administrator
   ]
 }
 
@@ -224,7 +251,7 @@ resource privateEndpoint 'Microsoft.Network/privateEndpoints@2024-05-01' = if (!
     ]
   }
   dependsOn: [
-    administrator
+    database
   ]
 }
 
@@ -243,7 +270,29 @@ resource privateEndpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGr
   }
 }
 
+// Server logs (PostgreSQLLogs, sessions, query store...) and metrics to Log Analytics.
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: server
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
 output name string = server.name
+output id string = server.id
 output fqdn string = server.properties.fullyQualifiedDomainName
 output databaseName string = database.name
 output port int = pgBouncerEnabled ? 6432 : 5432
