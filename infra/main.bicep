@@ -248,9 +248,8 @@ module postgres 'modules/postgres.bicep' = {
     databaseName: postgresDatabaseName
     pgBouncerEnabled: pgBouncerEnabled
     pgBouncerPoolSize: pgBouncerPoolSize
-    firewallRules: privateNetworking ? [] : postgresFirewallRules
-    allowAzureServices: !privateNetworking
-    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+    firewallRules: postgresFirewallRules
+    privateNetworking: privateNetworking
     privateEndpointSubnetId: privateNetworking ? network.outputs.privateEndpointSubnetId : ''
     privateDnsZoneId: privateNetworking ? network.outputs.postgresPrivateDnsZoneId : ''
     adminPrincipalId: adminObjectId

@@ -66,20 +66,13 @@ param databaseName string
 @description('Enable the built-in PgBouncer (port 6432). Only General Purpose and Memory Optimized tiers support it.')
 param pgBouncerEnabled bool = false
 
-@description('Firewall rules for the public endpoint: array of { name, startIpAddress, endIpAddress }. Empty by default.')
+@description('Firewall rules for the public endpoint (without privateNetworking): array of { name, startIpAddress, endIpAddress }.')
 param firewallRules array = []
 
-@description('Add the 0.0.0.0 rule that admits every Azure-internal address (including other tenants). main.bicep turns it on only without private networking: Flex Consumption has no fixed outbound IPs, so it is the only way the app reaches a public server.')
-param allowAzureServices bool = false
+@description('Private networking: public network access Disabled, no firewall rules, a private endpoint in privateEndpointSubnetId (the post-provision hook opens the server for a moment, see README.md). Without it the server is public with firewallRules plus the 0.0.0.0 "allow Azure services" rule: Flex Consumption has no fixed outbound IPs, so that rule is how the app gets in (it admits any Azure address, other tenants included, behind Entra-only sign-in and TLS).')
+param privateNetworking bool = false
 
-@description('Public network access of the server. Disabled with private networking: only the private endpoint answers (the post-provision hook opens it for a moment, see README.md).')
-@allowed([
-  'Enabled'
-  'Disabled'
-])
-param publicNetworkAccess string = 'Enabled'
-
-@description('Subnet for a private endpoint to the server; empty for none.')
+@description('Subnet for the private endpoint to the server (used with privateNetworking).')
 param privateEndpointSubnetId string = ''
 
 @description('Resource id of the privatelink.postgres.database.azure.com private DNS zone; used with privateEndpointSubnetId.')
@@ -144,7 +137,7 @@ var azureServicesRule = [
   }
 ]
 
-var allFirewallRules = allowAzureServices ? concat(firewallRules, azureServicesRule) : firewallRules
+var allFirewallRules = privateNetworking ? [] : concat(firewallRules, azureServicesRule)
 
 resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2025-08-01' = {
   name: name
@@ -173,7 +166,7 @@ resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2025-08-01' = {
       mode: zoneRedundantHa ? 'ZoneRedundant' : 'Disabled'
     }
     network: {
-      publicNetworkAccess: publicNetworkAccess
+      publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     }
   }
 }
@@ -230,7 +223,7 @@ resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2025-08-0
   ]
 }
 
-resource privateEndpoint 'Microsoft.Network/privateEndpoints@2024-05-01' = if (!empty(privateEndpointSubnetId)) {
+resource privateEndpoint 'Microsoft.Network/privateEndpoints@2024-05-01' = if (privateNetworking) {
   name: 'pe-${name}'
   location: location
   tags: tags
@@ -255,7 +248,7 @@ resource privateEndpoint 'Microsoft.Network/privateEndpoints@2024-05-01' = if (!
   ]
 }
 
-resource privateEndpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = if (!empty(privateEndpointSubnetId)) {
+resource privateEndpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = if (privateNetworking) {
   parent: privateEndpoint
   name: 'default'
   properties: {

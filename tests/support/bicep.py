@@ -146,9 +146,13 @@ class Template:
         return found[0]
 
     def comments_of(self, decl: Decl) -> str:
-        """The declaration's source lines (checkov reads its skip comments from there)."""
+        """The declaration's source lines with the comment lines right above it (checkov reads skip comments
+        from inside the declaration)."""
+        lines = self.raw.splitlines()
         start, end = decl.lines
-        return "\n".join(self.raw.splitlines()[start - 1 : end])
+        while start > 1 and lines[start - 2].lstrip().startswith(("//", "@")):
+            start -= 1
+        return "\n".join(lines[start - 1 : end])
 
 
 @cache
