@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from infra.hooks import database_setup
 from shared.settings import setting_names
 from tests.support.bicep import (
     INFRA,
@@ -681,7 +682,7 @@ def test_database_is_created_after_the_entra_administrator_who_owns_it() -> None
     assert "owns" in t.comments_of(database) or "owner" in t.comments_of(database)
     assert re.search(r"AFTER the Entra administrator", t.raw)
     # The hook refuses to migrate a database the administrator cannot create tables in.
-    assert "has_schema_privilege('public', 'CREATE')" in hook()
+    assert "has_schema_privilege('public', 'CREATE')" in database_setup.OWNER_SQL
 
 
 def test_postgres_writes_are_serialized() -> None:
@@ -903,25 +904,37 @@ def test_azure_yaml_deploys_one_function_service_with_the_hook() -> None:
     assert resolve(FUNCTION_APP, _ident("serviceName")) == "api"
 
 
-def test_postprovision_hook_migrates_and_binds_the_app_role_to_its_object_id() -> None:
+def test_postprovision_hook_checks_the_owner_migrates_then_creates_the_app_role() -> None:
     text_ = hook()
     assert text_.startswith("#!/usr/bin/env bash")
     assert "set -euo pipefail" in text_
-    assert "-m shared.migrate" in text_
-    assert "pgaadauth_create_principal_with_oid($1, $2, 'service', false, false)" in text_
-    assert 'os.environ["APP_IDENTITY_PRINCIPAL_ID"]' in text_
-    assert not re.search(r"pgaadauth_create_principal\(", text_), "by name is fragile: bind the object id"
-    assert "GRANT SELECT, INSERT, UPDATE, DELETE" in text_
-    assert "ALTER DEFAULT PRIVILEGES" in text_
+    commands = (
+        "-m infra.hooks.database_setup check-owner",
+        "-m shared.migrate",
+        "-m infra.hooks.database_setup app-role",
+    )
+    steps = [text_.index(f'"${{py[@]}}" {command}\n') for command in commands]
+    assert steps == sorted(steps)
     assert ":5432/" in text_, "migrations connect directly, never through PgBouncer"
     assert (ROOT / "shared" / "migrate.py").exists()
 
 
-def test_hook_sets_planner_settings_on_the_database_not_the_role() -> None:
-    code = "\n".join(line for line in hook().splitlines() if not line.lstrip().startswith("#"))
-    assert "ALTER DATABASE {ident(database)} SET jit = off" in code
-    assert "ALTER DATABASE {ident(database)} SET random_page_cost = 1.1" in code
-    assert not re.search(r"ALTER ROLE", code), "ALTER ROLE on a platform-created role needs ADMIN OPTION (PG 16)"
+def test_app_role_is_bound_to_the_identity_object_id() -> None:
+    # tests/test_infra_hook.py runs the steps against PostgreSQL; pgaadauth itself exists only on Azure.
+    assert database_setup.CREATE_PRINCIPAL_SQL == (
+        "SELECT * FROM pgaadauth_create_principal_with_oid($1, $2, 'service', false, false)"
+    )
+    source = Path(database_setup.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"pgaadauth_create_principal\(", source), "by name is fragile: bind the object id"
+    assert 'os.environ["APP_IDENTITY_PRINCIPAL_ID"]' in source
+    assert "APP_IDENTITY_PRINCIPAL_ID" in load(MAIN).outputs
+
+
+def test_planner_settings_are_set_on_the_database_not_the_role() -> None:
+    statements = database_setup.grant_statements("id-app", "mcpregistry")
+    assert 'ALTER DATABASE "mcpregistry" SET jit = off' in statements
+    assert 'ALTER DATABASE "mcpregistry" SET random_page_cost = 1.1' in statements
+    assert not [s for s in statements if "ALTER ROLE" in s], "ALTER ROLE on a platform role needs ADMIN OPTION"
 
 
 def test_checkov_gate_is_pinned_and_checks_parse_errors() -> None:

@@ -13,6 +13,7 @@
 #      (pgaadauth_create_principal_with_oid) and grants it data access only (no DDL); sets the
 #      planner settings the app relies on with ALTER DATABASE ... SET (the owner may; ALTER ROLE on a
 #      role the platform created needs ADMIN OPTION on PostgreSQL 16).
+#   Steps 2 and 3 (besides the migrations) are infra/hooks/database_setup.py.
 # Needs: Azure CLI signed in as the PostgreSQL Entra administrator (`az login`), uv (or a Python 3.11
 # with the project's dependencies), curl. azd passes the Bicep outputs as environment variables.
 # Safe to re-run (`azd hooks run postprovision`): migrations and grants are idempotent.
@@ -108,124 +109,12 @@ export DB_SSL="${DB_SSL:-verify-full}"
 export DATABASE_URL="postgresql://${admin_user}@${POSTGRES_HOST}:5432/${POSTGRES_DATABASE}"
 
 echo "postprovision: checking that ${POSTGRES_ADMIN_NAME} owns ${POSTGRES_DATABASE}"
-"${py[@]}" - <<'PY'
-import asyncio
-import os
-import sys
-
-import asyncpg
-
-from shared.db import ssl_context_for
-from shared.settings import DatabaseSettings
-
-
-async def main() -> None:
-    conn = await asyncpg.connect(os.environ["DATABASE_URL"], ssl=ssl_context_for(DatabaseSettings.from_env()))
-    try:
-        owner, can_create = await conn.fetchrow(
-            "SELECT pg_get_userbyid(datdba), has_schema_privilege('public', 'CREATE')"
-            " FROM pg_database WHERE datname = current_database()"
-        )
-    finally:
-        await conn.close()
-    if not can_create:
-        sys.exit(
-            f"postprovision: the database is owned by {owner!r} and {os.environ['POSTGRES_ADMIN_NAME']!r} cannot"
-            " create tables in its public schema. It was created before the Entra administrator existed; drop it"
-            " (az postgres flexible-server db delete) and run `azd provision` again so it is created after the"
-            " administrator (infra/modules/postgres.bicep)."
-        )
-    print(f"owner {owner}: the administrator can create tables")
-
-
-asyncio.run(main())
-PY
+"${py[@]}" -m infra.hooks.database_setup check-owner
 
 echo "postprovision: applying migrations to ${POSTGRES_HOST}/${POSTGRES_DATABASE}"
 "${py[@]}" -m shared.migrate
 
 echo "postprovision: creating database role ${APP_IDENTITY_NAME} and granting data access"
-"${py[@]}" - <<'PY'
-import asyncio
-import os
-
-import asyncpg
-
-from shared.db import ssl_context_for
-from shared.settings import DatabaseSettings
-
-role = os.environ["APP_IDENTITY_NAME"]
-object_id = os.environ["APP_IDENTITY_PRINCIPAL_ID"]
-database = os.environ["POSTGRES_DATABASE"]
-admin_url = os.environ["DATABASE_URL"]
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def main() -> None:
-    settings = DatabaseSettings.from_env()
-    ssl = ssl_context_for(settings)
-    # Entra principals are created from the `postgres` database.
-    base, _, _ = admin_url.rpartition("/")
-    conn = await asyncpg.connect(f"{base}/postgres", ssl=ssl)
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-        if not exists:
-            # pgaadauth_create_principal_with_oid(role name, object id, object type, is admin, is MFA):
-            # the role is bound to the identity's object id, not looked up by its display name. The
-            # name is the identity's name, which is also the user name in the app's DATABASE_URL.
-            await conn.execute(
-                "SELECT * FROM pgaadauth_create_principal_with_oid($1, $2, 'service', false, false)", role, object_id
-            )
-            print(f"created role {role} for object id {object_id}")
-        else:
-            # The platform records the binding as the role's pgaadauth security label ("...oid=<id>...").
-            label = await conn.fetchval(
-                "SELECT label FROM pg_shseclabel l JOIN pg_roles r ON r.oid = l.objoid"
-                " WHERE l.provider = 'pgaadauth' AND r.rolname = $1",
-                role,
-            )
-            if label and object_id.lower() not in label.lower():
-                raise SystemExit(
-                    f"postprovision: role {role} is bound to another identity ({label}); drop it and run the hook"
-                    " again (an identity that was deleted and created again gets a new object id)"
-                )
-            print(f"role {role} exists")
-    finally:
-        await conn.close()
-
-    conn = await asyncpg.connect(admin_url, ssl=ssl)
-    try:
-        r = ident(role)
-        statements = [
-            f"GRANT CONNECT ON DATABASE {ident(database)} TO {r}",
-            # No DDL for the app (PostgreSQL < 15 still lets PUBLIC create in schema public).
-            "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-            f"GRANT USAGE ON SCHEMA public TO {r}",
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r}",
-            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r}",
-            # Tables created by later migrations (run by this administrator) get the same grants.
-            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {r}",
-            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {r}",
-            # The migration ledger is read-only for the app.
-            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE schema_migrations FROM {r}",
-            # Planner settings the app sends at connect time, set on the database so they also hold
-            # behind PgBouncer (which refuses them as startup parameters): see shared/db.py. The owner
-            # may ALTER DATABASE; ALTER ROLE on the platform-created app role would need ADMIN OPTION.
-            f"ALTER DATABASE {ident(database)} SET jit = off",
-            f"ALTER DATABASE {ident(database)} SET random_page_cost = 1.1",
-        ]
-        async with conn.transaction():
-            for statement in statements:
-                await conn.execute(statement)
-        print(f"granted data access on {database} to {role}")
-    finally:
-        await conn.close()
-
-
-asyncio.run(main())
-PY
+"${py[@]}" -m infra.hooks.database_setup app-role
 
 echo "postprovision: done. API: ${API_BASE_URL:-<see azd env get-values>}"

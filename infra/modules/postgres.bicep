@@ -30,8 +30,8 @@ param tags object = {}
 ])
 param version string = '16'
 
-@description('Compute SKU name, e.g. Standard_B1ms (Burstable, dev) or Standard_D2ds_v5 (GeneralPurpose, production).')
-param skuName string = 'Standard_B1ms'
+@description('Compute SKU name, e.g. Standard_B2s (Burstable, dev) or Standard_D2ds_v5 (GeneralPurpose, production).')
+param skuName string = 'Standard_B2s'
 
 @description('Compute tier matching skuName.')
 @allowed([
