@@ -323,8 +323,6 @@ output POSTGRES_ADMIN_NAME string = postgres.outputs.adminPrincipalName
 output POSTGRES_PGBOUNCER_ENABLED bool = pgBouncerEnabled
 @description('Server connections the deployment can use at most (app + admin); must stay below max_connections - 15.')
 output POSTGRES_CONNECTION_BUDGET int = postgresConnectionBudget
-@description('True when PostgreSQL and storage are reachable only through private endpoints (the hook then opens the server for a moment).')
-output PRIVATE_NETWORKING bool = privateNetworking
 
 @description('Namespace of derived MCP server names; the post-provision migration backfills with it.')
 output MCP_SERVER_NAMESPACE string = mcpServerNamespace

@@ -43,8 +43,9 @@ fi
 
 server_id="$(az postgres flexible-server show --resource-group "$AZURE_RESOURCE_GROUP" \
   --name "$POSTGRES_SERVER_NAME" --query id -o tsv)"
+arm="$(az cloud show --query endpoints.resourceManager -o tsv)"
 # Same API version as infra/modules/postgres.bicep.
-server_url="https://management.azure.com${server_id}?api-version=2025-08-01"
+server_url="${arm%/}${server_id}?api-version=2025-08-01"
 
 # Sets the server's public network access and waits until the server is Ready with that value.
 set_public_access() {

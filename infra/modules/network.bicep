@@ -1,4 +1,4 @@
-// Optional private networking (main.bicep deploys this module only when privateNetworking is true):
+// Private networking (main.bicep deploys this module when privateNetworking is true, the default):
 // a VNet with
 // - a subnet delegated to Microsoft.App/environments for Flex Consumption VNet integration
 //   (the function app's outbound traffic, including to PostgreSQL, then leaves through the VNet);
@@ -7,7 +7,7 @@
 //   linked to the VNet, so the usual host names resolve to the private endpoints from inside the VNet
 //   (TLS verify-full keeps working because the host names do not change).
 // The subscription needs the Microsoft.App resource provider registered for the delegation
-// (README.md, Deploy to Azure, Prerequisites).
+// (README.md, Deploy to Azure, Manual steps).
 
 @description('Name of the virtual network.')
 param name string

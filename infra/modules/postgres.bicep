@@ -8,9 +8,9 @@
 // tables (terraform-provider-azurerm #27895, worked through with Microsoft support). Created after the
 // administrator exists, the database belongs to that administrator, who then runs the migrations.
 // The app's own database role (the managed identity, bound to its object id) is data-plane SQL
-// (pgaadauth_create_principal_with_oid + GRANTs) and is created by infra/hooks/postprovision.sh.
+// (pgaadauth_create_principal_with_oid + GRANTs), done by the post-provision hook (infra/hooks/database_setup.py).
 // One API version for every Microsoft.DBforPostgreSQL resource: 2025-08-01 is the first GA version whose
-// ServerVersion enum includes '17' (2024-08-01 stops at '16'); see allowedVersions in tests/test_infra.py.
+// ServerVersion enum includes '17' (2024-08-01 stops at '16'); see POSTGRES_VERSIONS_BY_API in tests/test_infra.py.
 
 @description('Name of the PostgreSQL flexible server.')
 param name string
