@@ -146,7 +146,9 @@ async def api(api_host: LocalHostProcess) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def start_host(database_url: str, issuer: TestIssuer, log_dir: Path) -> Iterator[Callable[..., LocalHostProcess]]:
+def start_host(
+    database_url: str, issuer: TestIssuer, log_dir: Path
+) -> Iterator[Callable[..., LocalHostProcess]]:
     """Start an extra local host with other settings; stopped after the test."""
     started: list[LocalHostProcess] = []
 
@@ -175,6 +177,7 @@ def user_token(issuer: TestIssuer) -> Callable[..., str]:
         return issuer.token(**claims)
 
     return mint
+
 
 
 async def gather_all(*awaitables: Any) -> list[Any]:

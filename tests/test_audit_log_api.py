@@ -43,9 +43,7 @@ async def lifecycle(api: httpx.AsyncClient, user_token: TokenFactory) -> tuple[s
     token = user_token()
     created = await create_registration(api, token)
     registration_id = created["registration_id"]
-    edit = await api.patch(
-        f"{REGISTRATIONS}/{registration_id}", json={"endpoint_name": "Edited"}, headers=bearer(token)
-    )
+    edit = await api.patch(f"{REGISTRATIONS}/{registration_id}", json={"endpoint_name": "Edited"}, headers=bearer(token))
     assert edit.status_code == 200, edit.text
     assert (await decide(api, admin, registration_id, "Approved", reason="ok")).status_code == 200
     assert (await api.delete(f"{REGISTRATIONS}/{registration_id}", headers=bearer(admin))).status_code == 204
@@ -103,9 +101,7 @@ async def test_approval_writes_an_approved_entry_with_the_reason(
     assert entry["metadata"] == {"reason": "Meets policy"}
 
 
-async def test_approval_without_a_reason_writes_empty_metadata(
-    api: httpx.AsyncClient, user_token: TokenFactory
-) -> None:
+async def test_approval_without_a_reason_writes_empty_metadata(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
     admin = user_token(admin=True)
     created = await create_registration(api, user_token())
     assert (await decide(api, admin, created["registration_id"], "Approved")).status_code == 200
@@ -121,9 +117,7 @@ async def test_rejection_writes_a_rejected_entry_with_the_reason(
 ) -> None:
     admin = user_token(admin=True)
     created = await create_registration(api, user_token())
-    assert (
-        await decide(api, admin, created["registration_id"], "Rejected", reason="Rejected by admin")
-    ).status_code == 200
+    assert (await decide(api, admin, created["registration_id"], "Rejected", reason="Rejected by admin")).status_code == 200
 
     entry = (await trail_of(api, admin, created["registration_id"]))[0]
 
@@ -207,9 +201,7 @@ async def test_delete_writes_a_deleted_entry_with_a_snapshot(api: httpx.AsyncCli
     snapshot = entry["metadata"]["snapshot"]
     for field in ("registration_id", "endpoint_url", "endpoint_name", "description", "owner_contact", "submitter_id"):
         assert snapshot[field] == created[field], field
-    assert snapshot["available_tools"] == [
-        {"name": "get_forecast", "description": "Forecast for a city", "version": "1.2"}
-    ]
+    assert snapshot["available_tools"] == [{"name": "get_forecast", "description": "Forecast for a city", "version": "1.2"}]
     assert snapshot["status"] == "Rejected"
     assert snapshot["approver_id"] == await user_id_of(api, admin)
 

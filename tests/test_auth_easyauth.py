@@ -49,6 +49,7 @@ def easyauth_headers(principal_id: str | None, principal: str | None) -> dict[st
     return headers
 
 
+
 async def users_with_oid(db: asyncpg.Connection, oid: str) -> int:
     count: int = await db.fetchval("SELECT count(*) FROM users WHERE entra_id = $1", oid)
     return count

@@ -74,6 +74,7 @@ async def client_for() -> AsyncIterator[Callable[[LocalHostProcess], httpx.Async
         await client.aclose()
 
 
+
 async def sign_in(client: httpx.AsyncClient, token: str) -> int:
     response = await client.post("/api/users", headers=bearer(token))
     return response.status_code

@@ -35,6 +35,8 @@ APPLICATION_NAME = "mcp-registry-api"
 SLACK_S = 4.0
 
 
+
+
 def assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     assert response.json()["error_code"] == "DATABASE_UNAVAILABLE"
@@ -102,9 +104,7 @@ async def test_an_unreachable_database_is_503_within_the_timeouts_for_reads_and_
         calls = [
             lambda: client.post("/api/users", headers=bearer(token)),
             lambda: client.get("/api/users/me", headers=bearer(token)),
-            lambda: client.post(
-                "/api/registrations", json=registration_body(endpoint_url=unique_url("outage")), headers=bearer(token)
-            ),
+            lambda: client.post("/api/registrations", json=registration_body(endpoint_url=unique_url("outage")), headers=bearer(token)),
             lambda: client.get("/api/registrations", headers=bearer(token)),
         ]
         for call in calls:
@@ -206,9 +206,7 @@ class Stream:
     async def writer(self) -> None:
         while not self.stopping.is_set():
             response = await self.client.post(
-                "/api/registrations",
-                json=registration_body(endpoint_url=unique_url("outage")),
-                headers=bearer(self.token),
+                "/api/registrations", json=registration_body(endpoint_url=unique_url("outage")), headers=bearer(self.token)
             )
             self.outcomes.append((time.monotonic(), "write", response.status_code))
             if response.status_code == 201:

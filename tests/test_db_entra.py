@@ -62,14 +62,18 @@ async def test_the_token_is_requested_for_the_postgres_scope_off_the_event_loop(
 async def test_a_sovereign_cloud_scope_comes_from_the_setting(database_url: str) -> None:
     credential = FakeCredential()
     scope = "https://ossrdbms-aad.database.usgovcloudapi.net/.default"
-    provider = db_entra.entra_token_provider(entra_settings(database_url, DATABASE_ENTRA_TOKEN_SCOPE=scope), credential)
+    provider = db_entra.entra_token_provider(
+        entra_settings(database_url, DATABASE_ENTRA_TOKEN_SCOPE=scope), credential
+    )
 
     await provider()
 
     assert credential.scopes == [(scope,)]
 
 
-async def test_every_new_pool_connection_gets_a_fresh_token(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_every_new_pool_connection_gets_a_fresh_token(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     credential = FakeCredential()
     monkeypatch.setattr(db_entra, "default_credential", lambda settings: credential)
     options = db.pool_options(entra_settings(database_url, DB_POOL_MIN_SIZE="2", DB_POOL_MAX_SIZE="2"))

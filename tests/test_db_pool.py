@@ -21,7 +21,9 @@ from shared.settings import clear_settings_cache
 
 
 @pytest.fixture
-async def use_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable[..., None]]:
+async def use_database(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[..., None]]:
     """Point shared.db at the test database (plus any DB_* overrides); no pool before or after."""
 
     def configure(url: str = database_url, **settings: str) -> None:

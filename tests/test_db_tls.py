@@ -62,14 +62,8 @@ def make_ca(common_name: str) -> Authority:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
@@ -176,20 +170,8 @@ def tls_cluster() -> Iterator[TlsCluster]:
     port = free_port()
     pg_ctl = str(bin_dir / "pg_ctl")
     log = data_dir / "server.log"
-    _run_as(
-        user,
-        pg_ctl,
-        "-D",
-        str(data_dir),
-        "-w",
-        "-t",
-        "60",
-        "-l",
-        str(log),
-        "-o",
-        f"-h 127.0.0.1 -p {port} -k {data_dir}",
-        "start",
-    )
+    _run_as(user, pg_ctl, "-D", str(data_dir), "-w", "-t", "60", "-l", str(log),
+            "-o", f"-h 127.0.0.1 -p {port} -k {data_dir}", "start")
     try:
         yield TlsCluster(port, ca_file, other_ca_file)
     finally:

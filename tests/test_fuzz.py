@@ -94,13 +94,7 @@ def schemathesis_run(host: LocalHostProcess, token: str, identity: str, reports:
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1", "COLUMNS": "200"}
     completed = subprocess.run(
         # In the report directory: Schemathesis keeps its crash cache (for `st replay`) under the cwd.
-        command,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        env=env,
-        check=False,
-        cwd=reports,
+        command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, check=False, cwd=reports
     )
     output = completed.stdout + completed.stderr
     (reports / f"{identity}.txt").write_text(output, encoding="utf-8")

@@ -32,6 +32,7 @@ V1_ISSUER = f"https://sts.windows.net/{LOCAL_TENANT_ID}/"
 V2_ISSUER = f"https://login.microsoftonline.com/{LOCAL_TENANT_ID}/v2.0"
 
 
+
 def cli_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if not name.startswith(("ENTRA_", "LOCAL_ISSUER"))}
 

@@ -71,6 +71,8 @@ async def wait_for_lines(
         await asyncio.sleep(0.05)
 
 
+
+
 # ---------------------------------------------------------------- redaction, in-process
 
 
@@ -81,10 +83,7 @@ SECRET_SAMPLES = [
     ("host=db user=app password=Sup3r-Secret dbname=registry", "Sup3r-Secret"),
     ('{"password": "Sup3r-Secret"}', "Sup3r-Secret"),
     ("x-ms-client-principal: eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119", "eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119"),
-    (
-        "a bare principal blob eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119 in text",
-        "eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119",
-    ),
+    ("a bare principal blob eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119 in text", "eyJhdXRoX3R5cCI6ImFhZCIsImNsYWltcyI6W119"),
     ("token eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiIxIn0.c2lnbmF0dXJlLXBhcnQ alone", "eyJvaWQiOiIxIn0"),
 ]
 
@@ -100,7 +99,7 @@ def test_redaction_removes_credentials(text: str, secret: str) -> None:
     "text",
     [
         "GET /api/registrations 200",
-        'password authentication failed for user "app"',
+        "password authentication failed for user \"app\"",
         "request failed: DATABASE_UNAVAILABLE (ConnectionRefusedError: [Errno 111] Connect call failed)",
         "postgresql://app@db.example.com:5432/registry",
     ],
@@ -360,9 +359,7 @@ async def _run_many_requests(host: LocalHostProcess, issuer: TestIssuer, databas
         assert (await client.post("/api/users", headers=admin_headers)).status_code == 201
         created_ids = []
         for _ in range(5):
-            response = await client.post(
-                "/api/registrations", json=registration_body(endpoint_url=unique_url("logs")), headers=user_headers
-            )
+            response = await client.post("/api/registrations", json=registration_body(endpoint_url=unique_url("logs")), headers=user_headers)
             assert response.status_code == 201, response.text
             created_ids.append(response.json()["registration_id"])
         for registration_id in created_ids:
@@ -384,9 +381,7 @@ async def _run_many_requests(host: LocalHostProcess, issuer: TestIssuer, databas
         assert (await client.get("/api/users/me", headers=auth(token, principal, admin_oid))).status_code == 401
         response = await client.get("/api/users/me", headers={**user_headers, "Authorization": f"Basic {token}"})
         assert response.status_code == 401
-        response = await client.get(
-            "/api/users/me", headers={**user_headers, "Authorization": f"Bearer {token}, {admin}"}
-        )
+        response = await client.get("/api/users/me", headers={**user_headers, "Authorization": f"Bearer {token}, {admin}"})
         assert response.status_code == 401
         # 403, 404, 400, 422.
         assert (await client.get("/api/audit-logs", headers=user_headers)).status_code == 403

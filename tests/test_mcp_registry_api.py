@@ -344,7 +344,9 @@ async def test_deleting_an_approved_registration_removes_it(
 
 
 @pytest.fixture(scope="module")
-async def two_hundred_fifty_approved(api_host: LocalHostProcess, issuer: Any) -> AsyncIterator[tuple[str, set[str]]]:
+async def two_hundred_fifty_approved(
+    api_host: LocalHostProcess, issuer: Any
+) -> AsyncIterator[tuple[str, set[str]]]:
     """250 approved servers sharing a search tag (created through the API), for the cursor walks."""
     tag = marker()
     submitter, admin = issuer.token(), issuer.token(admin_role="Admin")

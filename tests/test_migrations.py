@@ -187,9 +187,7 @@ async def test_update_triggers_bump_updated_at_and_row_version(empty_database: s
             uuid.uuid4(),
         )
         await conn.execute("UPDATE users SET display_name = 'Renamed' WHERE user_id = $1", user_id)
-        fresh = await conn.fetchval(
-            "SELECT updated_at > now() - interval '1 minute' FROM users WHERE user_id = $1", user_id
-        )
+        fresh = await conn.fetchval("SELECT updated_at > now() - interval '1 minute' FROM users WHERE user_id = $1", user_id)
         assert fresh is True
         registration_id = await conn.fetchval(
             "INSERT INTO registrations (endpoint_url, endpoint_name, owner_contact, submitter_id, server_name)"
@@ -197,13 +195,8 @@ async def test_update_triggers_bump_updated_at_and_row_version(empty_database: s
             " RETURNING registration_id",
             user_id,
         )
-        await conn.execute(
-            "UPDATE registrations SET endpoint_name = 'Example 2' WHERE registration_id = $1", registration_id
-        )
-        assert (
-            await conn.fetchval("SELECT row_version FROM registrations WHERE registration_id = $1", registration_id)
-            == 2
-        )
+        await conn.execute("UPDATE registrations SET endpoint_name = 'Example 2' WHERE registration_id = $1", registration_id)
+        assert await conn.fetchval("SELECT row_version FROM registrations WHERE registration_id = $1", registration_id) == 2
         counts = dict(await conn.fetch("SELECT status, row_count FROM registration_counts"))
         assert counts == {"Pending": 1, "Approved": 0, "Rejected": 0}
     finally:

@@ -94,9 +94,7 @@ def test_every_documented_operation_is_a_route_and_method_of_the_app(document: d
         # The documented path is one the function's route template takes, and no earlier function's.
         request_path = concrete(path).lstrip("/")
         assert templates[name].match(request_path) is not None, (path, name)
-        first = next(
-            n for n, template in templates.items() if template.match(request_path) is not None and method in methods[n]
-        )
+        first = next(n for n, template in templates.items() if template.match(request_path) is not None and method in methods[n])
         assert first == name, (path, method, first, name)
 
 

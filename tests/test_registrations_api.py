@@ -109,9 +109,7 @@ async def test_create_stores_trimmed_url_name_and_contact(api: httpx.AsyncClient
     assert created["owner_contact"] == "ops"
 
 
-async def test_create_accepts_bare_string_tools_as_named_tools(
-    api: httpx.AsyncClient, user_token: TokenFactory
-) -> None:
+async def test_create_accepts_bare_string_tools_as_named_tools(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
     response = await api.post(
         REGISTRATIONS,
         json=registration_body(available_tools=["search", {"name": "fetch", "version": "2"}]),
@@ -177,7 +175,9 @@ async def test_create_without_a_token_returns_401(api: httpx.AsyncClient) -> Non
 async def test_create_with_an_invalid_field_returns_422_naming_it(
     api: httpx.AsyncClient, user_token: TokenFactory
 ) -> None:
-    response = await api.post(REGISTRATIONS, json=registration_body(endpoint_name="x"), headers=bearer(user_token()))
+    response = await api.post(
+        REGISTRATIONS, json=registration_body(endpoint_name="x"), headers=bearer(user_token())
+    )
 
     body = assert_error(response, 422, "VALIDATION_ERROR")
     assert set(body["field_errors"]) == {"endpoint_name"}
@@ -251,9 +251,7 @@ async def test_list_search_total_stays_exact_as_registrations_are_created_edited
     await create_registration(api, token, description=f"about {mark}")
     assert await search_total() == 2
     edited = await api.patch(
-        f"{REGISTRATIONS}/{other['registration_id']}",
-        json={"owner_contact": f"{mark}@example.com"},
-        headers=bearer(token),
+        f"{REGISTRATIONS}/{other['registration_id']}", json={"owner_contact": f"{mark}@example.com"}, headers=bearer(token)
     )
     assert edited.status_code == 200, edited.text
     assert await search_total() == 3
@@ -311,7 +309,9 @@ async def test_list_search_with_only_wildcard_characters_matches_them_literally(
     with_percent = await create_registration(api, token, endpoint_name=f"{mark} 50%")
     await create_registration(api, token, endpoint_name=f"{mark} fifty")
 
-    response = await api.get(REGISTRATIONS, params={"search": "%", "submitter_id": submitter_id}, headers=bearer(token))
+    response = await api.get(
+        REGISTRATIONS, params={"search": "%", "submitter_id": submitter_id}, headers=bearer(token)
+    )
 
     assert response.status_code == 200, response.text
     assert [row["registration_id"] for row in response.json()["results"]] == [with_percent["registration_id"]]
@@ -383,9 +383,7 @@ async def test_list_without_filters_reports_the_exact_total_of_all_registrations
     assert page["total"] == await db.fetchval("SELECT count(*) FROM registrations")
 
 
-async def test_list_limit_and_offset_return_the_requested_page(
-    api: httpx.AsyncClient, user_token: TokenFactory
-) -> None:
+async def test_list_limit_and_offset_return_the_requested_page(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
     token = user_token()
     mark = marker()
     created = [await create_registration(api, token, endpoint_name=f"{mark} {n}") for n in range(5)]
@@ -552,9 +550,7 @@ async def test_by_url_without_a_token_returns_401(api: httpx.AsyncClient) -> Non
 # ---------------------------------------------------------------- GET /api/registrations/{id}
 
 
-async def test_get_by_id_returns_the_registration_and_its_etag(
-    api: httpx.AsyncClient, user_token: TokenFactory
-) -> None:
+async def test_get_by_id_returns_the_registration_and_its_etag(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
     token = user_token()
     create = await api.post(REGISTRATIONS, json=registration_body(), headers=bearer(token))
     assert create.status_code == 201, create.text
@@ -623,9 +619,7 @@ async def test_edit_changes_the_etag(api: httpx.AsyncClient, user_token: TokenFa
     assert fetched.headers["ETag"] == response.headers["ETag"]
 
 
-async def test_edit_with_the_current_etag_in_if_match_succeeds(
-    api: httpx.AsyncClient, user_token: TokenFactory
-) -> None:
+async def test_edit_with_the_current_etag_in_if_match_succeeds(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
     token = user_token()
     create = await api.post(REGISTRATIONS, json=registration_body(), headers=bearer(token))
     assert create.status_code == 201, create.text
@@ -813,9 +807,7 @@ async def test_edit_with_an_invalid_field_returns_422_naming_it(
     created = await create_registration(api, token)
 
     response = await api.patch(
-        f"{REGISTRATIONS}/{created['registration_id']}",
-        json={"endpoint_url": "ftp://x.example.com"},
-        headers=bearer(token),
+        f"{REGISTRATIONS}/{created['registration_id']}", json={"endpoint_url": "ftp://x.example.com"}, headers=bearer(token)
     )
 
     body = assert_error(response, 422, "VALIDATION_ERROR")
@@ -996,7 +988,9 @@ async def test_deleted_url_can_be_registered_again(api: httpx.AsyncClient, user_
     assert response.json()["registration_id"] != created["registration_id"]
 
 
-async def test_non_admin_cannot_delete_their_own_registration(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
+async def test_non_admin_cannot_delete_their_own_registration(
+    api: httpx.AsyncClient, user_token: TokenFactory
+) -> None:
     token = user_token()
     created = await create_registration(api, token)
 
@@ -1131,7 +1125,9 @@ async def test_frontend_reads_the_signed_in_user(api: httpx.AsyncClient, user_to
     assert response.json()["email"] == email
 
 
-async def test_frontend_reads_the_audit_log_of_a_registration(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
+async def test_frontend_reads_the_audit_log_of_a_registration(
+    api: httpx.AsyncClient, user_token: TokenFactory
+) -> None:
     admin = user_token(admin=True)
     created = await create_registration(api, user_token())
 

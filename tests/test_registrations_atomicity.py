@@ -71,8 +71,7 @@ def assert_internal_error(response: httpx.Response, host: LocalHostProcess) -> N
 async def registration_state(db: asyncpg.Connection, registration_id: str) -> tuple[Any, ...]:
     row = await db.fetchrow("SELECT * FROM registrations WHERE registration_id = $1", uuid.UUID(registration_id))
     actions = await db.fetch(
-        'SELECT action FROM audit_log WHERE registration_id = $1 ORDER BY "timestamp", log_id',
-        uuid.UUID(registration_id),
+        'SELECT action FROM audit_log WHERE registration_id = $1 ORDER BY "timestamp", log_id', uuid.UUID(registration_id)
     )
     return (dict(row) if row is not None else None, [entry["action"] for entry in actions])
 
@@ -96,14 +95,9 @@ async def test_create_whose_audit_entry_fails_stores_nothing_and_returns_500(
 
     assert_internal_error(response, api_host)
     assert await db.fetchval("SELECT count(*) FROM registrations WHERE endpoint_url = $1", body["endpoint_url"]) == 0
-    assert (
-        await db.fetchval("SELECT count(*) FROM audit_log WHERE metadata->>'endpoint_url' = $1", body["endpoint_url"])
-        == 0
-    )
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE metadata->>'endpoint_url' = $1", body["endpoint_url"]) == 0
     assert await counts(db) == counts_before
-    lookup = await api.get(
-        f"{REGISTRATIONS}/by-url", params={"endpoint_url": body["endpoint_url"]}, headers=bearer(token)
-    )
+    lookup = await api.get(f"{REGISTRATIONS}/by-url", params={"endpoint_url": body["endpoint_url"]}, headers=bearer(token))
     assert_error(lookup, 404, "NOT_FOUND")
 
 
@@ -160,11 +154,7 @@ async def test_decision_whose_audit_entry_fails_leaves_the_registration_pending_
     assert await registration_state(db, registration_id) == before
     assert await counts(db) == counts_before
     current = await api.get(f"{REGISTRATIONS}/{registration_id}", headers=bearer(user_token()))
-    assert (current.json()["status"], current.json()["approver_id"], current.json()["approved_at"]) == (
-        "Pending",
-        None,
-        None,
-    )
+    assert (current.json()["status"], current.json()["approver_id"], current.json()["approved_at"]) == ("Pending", None, None)
 
 
 async def test_rejection_whose_audit_entry_fails_leaves_the_registration_pending_and_returns_500(

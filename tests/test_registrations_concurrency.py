@@ -132,8 +132,7 @@ async def test_concurrent_edits_with_one_etag_yield_one_200_and_412s(
     assert current.json()["description"] == winner["description"]
     assert (
         await db.fetchval(
-            "SELECT count(*) FROM audit_log WHERE registration_id = $1 AND action = 'Updated'",
-            uuid.UUID(registration_id),
+            "SELECT count(*) FROM audit_log WHERE registration_id = $1 AND action = 'Updated'", uuid.UUID(registration_id)
         )
         == 1
     )

@@ -256,18 +256,14 @@ async def test_a_deep_offset_skips_index_entries_and_reads_only_the_pages_rows(b
 
     plan = await explain(big_db, *registrations_list(limit=20, offset=20_000), analyze=True)
 
-    ordered = [
-        scan for scan in scans_of(plan, "registrations") if scan.get("Index Name") == "registrations_created_at_idx"
-    ]
+    ordered = [scan for scan in scans_of(plan, "registrations") if scan.get("Index Name") == "registrations_created_at_idx"]
     assert [scan["Node Type"] for scan in ordered] == ["Index Only Scan"], describe(plan)
     assert ordered[0]["Heap Fetches"] == 0, describe(plan)
     fetched = [scan for scan in scans_of(plan, "registrations") if scan.get("Index Name") == "registrations_pkey"]
     assert sum(scan["Actual Rows"] * scan["Actual Loops"] for scan in fetched) == 20, describe(plan)
 
 
-async def test_registrations_are_vacuumed_often_enough_to_keep_list_pages_index_only(
-    big_db: asyncpg.Connection,
-) -> None:
+async def test_registrations_are_vacuumed_often_enough_to_keep_list_pages_index_only(big_db: asyncpg.Connection) -> None:
     # The plan above reads the table for every entry on a page VACUUM has not marked all-visible; with the
     # defaults (20 %) the newest rows, which lists read first, could stay unmarked for 200 000 inserts at 1M.
     options = await big_db.fetchval("SELECT reloptions FROM pg_class WHERE oid = 'registrations'::regclass")
@@ -434,7 +430,7 @@ async def test_audit_to_alone_uses_an_index(big_db: asyncpg.Connection) -> None:
 
 
 async def test_audit_user_action_and_window_combined_use_an_index(big_db: asyncpg.Connection) -> None:
-    row = await big_db.fetchrow("SELECT user_id, \"timestamp\" FROM audit_log WHERE action = 'Approved' LIMIT 1")
+    row = await big_db.fetchrow('SELECT user_id, "timestamp" FROM audit_log WHERE action = \'Approved\' LIMIT 1')
     assert row is not None
 
     plan = await audit_plan(
@@ -530,9 +526,7 @@ async def test_walking_audit_pages_over_http_returns_every_entry_once_despite_ti
     seen: list[str] = []
     for offset in range(0, 21, 3):
         response = await api.get(
-            AUDIT_LOGS,
-            params={"registration_id": str(registration_id), "limit": 3, "offset": offset},
-            headers=bearer(admin),
+            AUDIT_LOGS, params={"registration_id": str(registration_id), "limit": 3, "offset": offset}, headers=bearer(admin)
         )
         assert response.status_code == 200, response.text
         seen += [entry["log_id"] for entry in response.json()["results"]]

@@ -145,11 +145,7 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("tool_name_only_spaces", {"available_tools": ["   "]}, "available_tools.0.name"),
     ("tool_name_101_chars", {"available_tools": [{"name": "t" * 101}]}, "available_tools.0.name"),
     ("tool_name_missing", {"available_tools": [{"description": "no name"}]}, "available_tools.0.name"),
-    (
-        "tool_description_501_chars",
-        {"available_tools": [{"name": "t", "description": "d" * 501}]},
-        "available_tools.0.description",
-    ),
+    ("tool_description_501_chars", {"available_tools": [{"name": "t", "description": "d" * 501}]}, "available_tools.0.description"),
     ("tool_version_51_chars", {"available_tools": [{"name": "t", "version": "v" * 51}]}, "available_tools.0.version"),
     ("tool_unknown_field", {"available_tools": [{"name": "t", "schema": {}}]}, "available_tools.0.schema"),
     ("duplicate_tool_names", {"available_tools": [{"name": "dup"}, {"name": "dup"}]}, "available_tools"),
@@ -226,13 +222,7 @@ async def test_create_refuses_a_missing_required_field_with_422(
 async def test_create_names_every_invalid_field_at_once(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
     response = await api.post(
         REGISTRATIONS,
-        json={
-            "endpoint_url": "ftp://x",
-            "endpoint_name": "x",
-            "owner_contact": "",
-            "available_tools": ["a", {"name": ""}],
-            "extra": 1,
-        },
+        json={"endpoint_url": "ftp://x", "endpoint_name": "x", "owner_contact": "", "available_tools": ["a", {"name": ""}], "extra": 1},
         headers=bearer(user_token()),
     )
 
@@ -255,11 +245,7 @@ NUL_FIELDS: list[tuple[str, dict[str, Any], str]] = [
     ("owner_contact", {"owner_contact": f"{NUL}team"}, "owner_contact"),
     ("tool_name", {"available_tools": [{"name": f"t{NUL}"}]}, "available_tools.0.name"),
     ("bare_string_tool", {"available_tools": [f"t{NUL}"]}, "available_tools.0.name"),
-    (
-        "tool_description",
-        {"available_tools": [{"name": "t", "description": f"d{NUL}"}]},
-        "available_tools.0.description",
-    ),
+    ("tool_description", {"available_tools": [{"name": "t", "description": f"d{NUL}"}]}, "available_tools.0.description"),
     ("tool_version", {"available_tools": [{"name": "t", "version": f"1{NUL}"}]}, "available_tools.0.version"),
     ("unknown_field_name", {f"x{NUL}y": "value"}, f"x{NUL}y"),
 ]
@@ -328,7 +314,9 @@ async def test_decision_refuses_a_nul_character_in_the_reason_with_422(
 # ---------------------------------------------------------------- text PostgreSQL cannot store
 
 
-@pytest.mark.parametrize("field", ["endpoint_url", "endpoint_name", "description", "owner_contact", "tool_name"])
+@pytest.mark.parametrize(
+    "field", ["endpoint_url", "endpoint_name", "description", "owner_contact", "tool_name"]
+)
 async def test_create_refuses_a_lone_surrogate_escape_without_a_500(
     api: httpx.AsyncClient, user_token: TokenFactory, db: asyncpg.Connection, field: str
 ) -> None:
@@ -730,12 +718,8 @@ async def test_search_with_a_nul_character_percent_encoded_in_the_raw_query_retu
     assert_error(response, 400, "INVALID_QUERY")
 
 
-async def test_by_url_with_invalid_percent_encoding_is_not_a_500(
-    api: httpx.AsyncClient, user_token: TokenFactory
-) -> None:
-    response = await api.get(
-        f"{REGISTRATIONS}/by-url?endpoint_url=https%3A%2F%2Fx%ff%fe%ED%A0%80", headers=bearer(user_token())
-    )
+async def test_by_url_with_invalid_percent_encoding_is_not_a_500(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
+    response = await api.get(f"{REGISTRATIONS}/by-url?endpoint_url=https%3A%2F%2Fx%ff%fe%ED%A0%80", headers=bearer(user_token()))
 
     assert response.status_code in (400, 404), response.text
     assert response.json()["error_code"] in ("INVALID_QUERY", "NOT_FOUND")

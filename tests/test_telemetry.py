@@ -336,12 +336,7 @@ async def test_the_local_run_sends_request_dependency_and_log_telemetry_under_th
         await asyncio.sleep(0.2)
     kinds = _kinds(ingestion.items(), trace_id)
     everything = [
-        (
-            e.get("tags", {}).get("ai.operation.id"),
-            e["data"]["baseType"],
-            e["data"]["baseData"].get("type"),
-            e["data"]["baseData"].get("name"),
-        )
+        (e.get("tags", {}).get("ai.operation.id"), e["data"]["baseType"], e["data"]["baseData"].get("type"), e["data"]["baseData"].get("name"))
         for e in ingestion.items()
         if e["data"]["baseType"] != "MessageData"
     ]

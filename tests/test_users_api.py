@@ -21,6 +21,7 @@ from tests.support.issuer import ADMIN_GROUP_ID, ADMIN_ROLE, TestIssuer, bearer
 USER_FIELDS = {"user_id", "entra_id", "email", "display_name", "is_admin", "created_at", "updated_at"}
 
 
+
 def new_oid() -> str:
     return str(uuid.uuid4())
 

@@ -24,7 +24,9 @@ def free_port() -> int:
 
 
 class LocalHostProcess:
-    def __init__(self, env: dict[str, str], *, cors: str | None = None, log_path: Path, app: str | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], *, cors: str | None = None, log_path: Path, app: str | None = None
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -33,11 +35,7 @@ class LocalHostProcess:
             args += ["--cors", cors]
         if app is not None:
             args += ["--app", app]
-        full_env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("ENTRA_", "DB_", "EASYAUTH", "WEBSITE_AUTH"))
-        }
+        full_env = {key: value for key, value in os.environ.items() if not key.startswith(("ENTRA_", "DB_", "EASYAUTH", "WEBSITE_AUTH"))}
         # Through PgBouncer every host runs without asyncpg's statement cache (unless a test says otherwise).
         full_env.update(pgbouncer_host_settings())
         full_env.update(env)
@@ -49,9 +47,7 @@ class LocalHostProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"local host exited with {self.process.returncode}: {self.log_path.read_text()[-3000:]}"
-                )
+                raise RuntimeError(f"local host exited with {self.process.returncode}: {self.log_path.read_text()[-3000:]}")
             try:
                 httpx.get(f"{self.base_url}/__ready", timeout=1.0)
                 return

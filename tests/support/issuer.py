@@ -105,14 +105,7 @@ class TestIssuer:
         signing_key = key or self.signing_key
         return mint_token(signing_key, self.claims(**overrides).payload(), kid=kid or key_id(signing_key))
 
-    def sign(
-        self,
-        payload: dict[str, Any],
-        *,
-        key: rsa.RSAPrivateKey | None = None,
-        headers: dict[str, Any] | None = None,
-        algorithm: str = "RS256",
-    ) -> str:
+    def sign(self, payload: dict[str, Any], *, key: rsa.RSAPrivateKey | None = None, headers: dict[str, Any] | None = None, algorithm: str = "RS256") -> str:
         import jwt
 
         signing_key = key or self.signing_key

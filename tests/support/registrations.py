@@ -13,6 +13,7 @@ REGISTRATIONS = "/api/registrations"
 AUDIT_LOGS = "/api/audit-logs"
 
 
+
 def marker() -> str:
     """A search marker no other test's data contains."""
     return f"mk{uuid.uuid4().hex[:16]}"
