@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from infra.hooks.database_setup import SetupError, check_owner, ensure_app_principal, grant_app_role
-from shared.migrate import MIGRATIONS_DIR, apply_migrations
+from shared.migrate import MIGRATIONS_DIR, apply_migrations, load_migrations
 
 PRINCIPAL_STAND_IN_SQL = """
 CREATE FUNCTION pgaadauth_create_principal_with_oid(
@@ -128,7 +128,7 @@ async def test_administrator_who_owns_the_database_applies_the_migrations(server
     try:
         assert not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         applied = await apply_migrations(conn, MIGRATIONS_DIR)
-        assert applied == sorted(p.name for p in MIGRATIONS_DIR.glob("[0-9]*.sql"))
+        assert applied == [m.name for m in load_migrations(MIGRATIONS_DIR)]
         assert await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'") == 1
     finally:
         await conn.close()
