@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pycep.models import BicepElement
 
 from infra.hooks import database_setup
 from shared.settings import setting_names
@@ -183,9 +184,8 @@ def main_value(name: str, **overrides: Any) -> Any:
     return resolve(MAIN, _ident(name), **overrides)
 
 
-def _ident(name: str) -> Any:
-    from pycep.models import BicepElement
-
+def _ident(name: str) -> BicepElement:
+    """A reference to a parameter or variable, as pycep gives one."""
     return BicepElement(name)
 
 
