@@ -744,8 +744,7 @@ def test_default_deployment_reaches_postgres_only_through_its_private_endpoint()
     assert pe.body["properties"]["privateLinkServiceConnections"][0]["properties"]["groupIds"] == ["postgresqlServer"]
     # The app's outbound traffic goes through the VNet, where the privatelink zone resolves the server.
     assert resolve(FUNCTION_APP, site()["properties"]["virtualNetworkSubnetId"]) != ""
-    zone = load(NETWORK).resource("Microsoft.Network/privateDnsZones", "privatelink.postgres.database.azure.com")
-    assert zone is not None
+    load(NETWORK).resource("Microsoft.Network/privateDnsZones", "privatelink.postgres.database.azure.com")
 
 
 def test_public_deployment_reaches_postgres_through_the_azure_services_rule() -> None:
@@ -781,9 +780,12 @@ def test_default_deployment_reaches_storage_only_through_its_private_endpoint() 
 def test_hook_documents_and_implements_how_it_reaches_a_private_server() -> None:
     text_ = hook()
     assert "POSTGRES_HOOK_NETWORK" in text_
-    assert '"publicNetworkAccess\\": \\"$1\\"' in text_ or "publicNetworkAccess" in text_
-    assert re.search(r"trap cleanup EXIT", text_)
-    assert "set_public_access Disabled" in text_, "the hook closes the server again"
+    # public-window: PATCH publicNetworkAccess (same API version as the template), open, and always close again.
+    assert "az rest --method patch" in text_ and '\\"publicNetworkAccess\\": \\"$1\\"' in text_
+    server = load(POSTGRES).resource("Microsoft.DBforPostgreSQL/flexibleServers")
+    assert f"?api-version={server.api_version}" in text_
+    assert "set_public_access Enabled" in text_
+    assert "trap cleanup EXIT" in text_ and "set_public_access Disabled" in text_, "the hook closes the server again"
     network = readme_section("Network access")
     assert "POSTGRES_HOOK_NETWORK" in network and "direct" in network
 
