@@ -68,10 +68,10 @@ param corsAllowedOrigins array = [
 ])
 param instanceMemoryMB int = 2048
 
-@description('Maximum Flex instances. maximumInstanceCount x dbPoolMaxSize must stay below the server\'s max_connections minus 15 reserved (B1ms: 50 - 15 = 35) unless PgBouncer is used.')
-@minValue(1)
+@description('Maximum on-demand Flex instances (always-ready instances come on top). 40 is the lowest value Flex accepts in every region (lower values are a regional preview). Part of the connection budget below.')
+@minValue(40)
 @maxValue(1000)
-param maximumInstanceCount int = 5
+param maximumInstanceCount int = 40
 
 @description('Concurrent HTTP requests per instance (the async handlers share the connection pool).')
 @minValue(1)
@@ -88,12 +88,12 @@ param alwaysReadyInstanceCount int = 0
 @maxValue(100)
 param dbPoolMinSize int = 0
 
-@description('Maximum PostgreSQL connections per instance pool (see maximumInstanceCount).')
+@description('Maximum PostgreSQL connections per instance pool. Part of the connection budget below.')
 @minValue(1)
 @maxValue(100)
 param dbPoolMaxSize int = 4
 
-@description('PostgreSQL major version.')
+@description('PostgreSQL major version (the versions the Microsoft.DBforPostgreSQL API version in modules/postgres.bicep accepts).')
 @allowed([
   '14'
   '15'
@@ -102,8 +102,8 @@ param dbPoolMaxSize int = 4
 ])
 param postgresVersion string = '16'
 
-@description('PostgreSQL compute SKU. Default Standard_B1ms (Burstable, max_connections 50) for dev; use e.g. Standard_D2ds_v5 (GeneralPurpose, built-in PgBouncer) in production.')
-param postgresSkuName string = 'Standard_B1ms'
+@description('PostgreSQL compute SKU. Default Standard_B2s (Burstable, max_connections 429: room for the connection budget below); use e.g. Standard_D2ds_v5 (GeneralPurpose, built-in PgBouncer) in production. Standard_B1ms (max_connections 50) is too small for 40 instances.')
+param postgresSkuName string = 'Standard_B2s'
 
 @description('PostgreSQL compute tier matching postgresSkuName. PgBouncer is enabled for every tier except Burstable.')
 @allowed([
@@ -135,14 +135,11 @@ param postgresZoneRedundantHa bool = false
 @description('Name of the application database.')
 param postgresDatabaseName string = 'mcpregistry'
 
-@description('Firewall rules for the PostgreSQL public endpoint: [{ name, startIpAddress, endIpAddress }]. Empty by default; the post-provision hook opens a temporary rule for the deploying machine.')
+@description('Firewall rules for the PostgreSQL public endpoint when privateNetworking is false: [{ name, startIpAddress, endIpAddress }]. The post-provision hook opens a temporary rule for the deploying machine itself.')
 param postgresFirewallRules array = []
 
-@description('Add the 0.0.0.0 "allow Azure services" rule (admits any Azure address, other tenants included). Off by default; without privateNetworking the Flex app has no fixed outbound IPs, so a public deployment needs this or privateNetworking.')
-param postgresAllowAzureServices bool = false
-
-@description('Private networking: Flex VNet integration + a private endpoint and private DNS zone for PostgreSQL.')
-param privateNetworking bool = false
+@description('Private networking (default true in main.parameters.json): Flex VNet integration, private endpoints for PostgreSQL and blob storage, public network access disabled on both. Needs the Microsoft.App resource provider registered. When false, PostgreSQL keeps a public endpoint with the 0.0.0.0 "allow Azure services" rule (Flex has no fixed outbound IPs; the rule admits any Azure address, other tenants included, behind Entra-only sign-in and TLS).')
+param privateNetworking bool = true
 
 @description('Tags applied to every resource.')
 param tags object = {}
@@ -154,6 +151,21 @@ var allTags = union(tags, {
 var tenantId = empty(entraTenantId) ? tenant().tenantId : entraTenantId
 var adminObjectId = empty(postgresAdminPrincipalId) ? principalId : postgresAdminPrincipalId
 var pgBouncerEnabled = postgresSkuTier != 'Burstable'
+
+// PostgreSQL connection budget: computed here and nowhere else (tests/test_infra.py checks it against the
+// server's max_connections minus the 15 Azure reserves). Flex's maximumInstanceCount bounds the on-demand
+// instances; always-ready instances come on top. Each instance runs one Python worker with one pool of at
+// most dbPoolMaxSize connections.
+var appInstancesAtMost = maximumInstanceCount + alwaysReadyInstanceCount
+var appClientConnectionsAtMost = appInstancesAtMost * dbPoolMaxSize
+// Behind the built-in PgBouncer (transaction pooling) the clients share pgBouncerPoolSize server connections
+// (pgbouncer.default_pool_size, for the app's one user/database pair); its max_client_conn (default 5000)
+// bounds the client side. Without PgBouncer every client connection is a server connection.
+var pgBouncerPoolSize = 50
+var appServerConnectionsAtMost = pgBouncerEnabled ? pgBouncerPoolSize : appClientConnectionsAtMost
+// Direct connections on port 5432 beside the app: the post-provision hook and an operator's psql.
+var adminConnectionsAtMost = 5
+var postgresConnectionBudget = appServerConnectionsAtMost + adminConnectionsAtMost
 var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 
@@ -192,6 +204,10 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: allTags
     deploymentContainerName: deploymentContainerName
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: privateNetworking ? network.outputs.privateEndpointSubnetId : ''
+    blobPrivateDnsZoneId: privateNetworking ? network.outputs.blobPrivateDnsZoneId : ''
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -231,14 +247,16 @@ module postgres 'modules/postgres.bicep' = {
     zoneRedundantHa: postgresZoneRedundantHa
     databaseName: postgresDatabaseName
     pgBouncerEnabled: pgBouncerEnabled
+    pgBouncerPoolSize: pgBouncerPoolSize
     firewallRules: postgresFirewallRules
-    allowAzureServices: postgresAllowAzureServices
+    privateNetworking: privateNetworking
     privateEndpointSubnetId: privateNetworking ? network.outputs.privateEndpointSubnetId : ''
     privateDnsZoneId: privateNetworking ? network.outputs.postgresPrivateDnsZoneId : ''
     adminPrincipalId: adminObjectId
     adminPrincipalName: postgresAdminPrincipalName
     adminPrincipalType: postgresAdminPrincipalType
     tenantId: tenant().tenantId
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -276,6 +294,7 @@ module functionApp 'modules/functionapp.bicep' = {
     dbPoolMinSize: dbPoolMinSize
     dbPoolMaxSize: dbPoolMaxSize
     virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
   dependsOn: [
     rbac
@@ -295,11 +314,15 @@ output ENTRA_CLIENT_ID string = entraClientId
 output ENTRA_API_SCOPE string = 'api://${entraClientId}/${entraApiScopeName}'
 output APP_IDENTITY_NAME string = identity.outputs.name
 output APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+@description('Object id of the app identity: the post-provision hook binds the app\'s database role to it.')
+output APP_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output POSTGRES_SERVER_NAME string = postgres.outputs.name
 output POSTGRES_HOST string = postgres.outputs.fqdn
 output POSTGRES_DATABASE string = postgres.outputs.databaseName
 output POSTGRES_ADMIN_NAME string = postgres.outputs.adminPrincipalName
 output POSTGRES_PGBOUNCER_ENABLED bool = pgBouncerEnabled
+@description('Server connections the deployment can use at most (app + admin); must stay below max_connections - 15.')
+output POSTGRES_CONNECTION_BUDGET int = postgresConnectionBudget
 
 @description('Namespace of derived MCP server names; the post-provision migration backfills with it.')
 output MCP_SERVER_NAMESPACE string = mcpServerNamespace

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # azd postprovision hook: schema deployment for the new PostgreSQL server.
-#   1. opens a temporary firewall rule for this machine's public IP (POSTGRES_HOOK_OPEN_FIREWALL=false
-#      to skip, e.g. when running inside the VNet or when postgresFirewallRules already covers you);
-#   2. runs `python -m shared.migrate` as the Entra administrator (the deploying user), directly on
-#      port 5432 (never through PgBouncer: migrations use an advisory lock and DDL);
-#   3. creates the app's database role for its managed identity (pgaadauth_create_principal) and
-#      grants it data access only (no DDL): the function app never changes the schema.
+#   1. reaches the server from this machine (POSTGRES_HOOK_NETWORK):
+#      - `public-window` (default): with private networking the server's public network access is
+#        Disabled; the hook turns it on, adds a firewall rule for this machine's public IP only, and
+#        turns both off again when it ends (also on failure). Without private networking only the rule.
+#      - `direct`: change nothing; this machine already reaches the server (inside the VNet, over a
+#        VPN with the privatelink DNS zone, or listed in postgresFirewallRules).
+#   2. checks that the Entra administrator owns the application database (infra/modules/postgres.bicep
+#      creates it after the administrator for that reason), then runs `python -m shared.migrate` as
+#      that administrator, directly on port 5432 (never through PgBouncer: advisory lock and DDL);
+#   3. creates the app's database role bound to its managed identity's object id
+#      (pgaadauth_create_principal_with_oid) and grants it data access only (no DDL); sets the
+#      planner settings the app relies on with ALTER DATABASE ... SET (the owner may; ALTER ROLE on a
+#      role the platform created needs ADMIN OPTION on PostgreSQL 16).
+#   Steps 2 and 3 (besides the migrations) are infra/hooks/database_setup.py.
 # Needs: Azure CLI signed in as the PostgreSQL Entra administrator (`az login`), uv (or a Python 3.11
 # with the project's dependencies), curl. azd passes the Bicep outputs as environment variables.
 # Safe to re-run (`azd hooks run postprovision`): migrations and grants are idempotent.
@@ -22,6 +30,7 @@ fi
 : "${POSTGRES_DATABASE:?missing (azd output)}"
 : "${POSTGRES_ADMIN_NAME:?missing (azd output)}"
 : "${APP_IDENTITY_NAME:?missing (azd output)}"
+: "${APP_IDENTITY_PRINCIPAL_ID:?missing (azd output)}"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -32,24 +41,61 @@ else
   py=(python3)
 fi
 
+server_id="$(az postgres flexible-server show --resource-group "$AZURE_RESOURCE_GROUP" \
+  --name "$POSTGRES_SERVER_NAME" --query id -o tsv)"
+arm="$(az cloud show --query endpoints.resourceManager -o tsv)"
+# Same API version as infra/modules/postgres.bicep.
+server_url="${arm%/}${server_id}?api-version=2025-08-01"
+
+# Sets the server's public network access and waits until the server is Ready with that value.
+set_public_access() {
+  az rest --method patch --url "$server_url" --output none \
+    --body "{\"properties\": {\"network\": {\"publicNetworkAccess\": \"$1\"}}}"
+  for _ in $(seq 1 60); do
+    state="$(az rest --method get --url "$server_url" \
+      --query '[properties.state, properties.network.publicNetworkAccess]' -o tsv | tr '\n\t' '  ')"
+    [[ "$state" == "Ready $1 " ]] && return 0
+    sleep 10
+  done
+  echo "postprovision: the server did not reach publicNetworkAccess=$1 in 10 minutes" >&2
+  return 1
+}
+
 rule=""
+reopened=false
 cleanup() {
   if [[ -n "$rule" ]]; then
     echo "postprovision: removing temporary firewall rule $rule"
     az postgres flexible-server firewall-rule delete --resource-group "$AZURE_RESOURCE_GROUP" \
       --name "$POSTGRES_SERVER_NAME" --rule-name "$rule" --yes --output none || true
   fi
+  if [[ "$reopened" == "true" ]]; then
+    echo "postprovision: disabling public network access again"
+    set_public_access Disabled || echo "postprovision: WARNING: disable public access by hand" >&2
+  fi
 }
 trap cleanup EXIT
 
-if [[ "${POSTGRES_HOOK_OPEN_FIREWALL:-true}" == "true" ]]; then
-  ip="$(curl -fsS --max-time 10 https://api.ipify.org)"
-  rule="azd-postprovision-$(date +%s)"
-  echo "postprovision: temporary firewall rule $rule for $ip"
-  az postgres flexible-server firewall-rule create --resource-group "$AZURE_RESOURCE_GROUP" \
-    --name "$POSTGRES_SERVER_NAME" --rule-name "$rule" \
-    --start-ip-address "$ip" --end-ip-address "$ip" --output none
-fi
+network="${POSTGRES_HOOK_NETWORK:-public-window}"
+case "$network" in
+  direct)
+    echo "postprovision: POSTGRES_HOOK_NETWORK=direct, connecting without changing the server's network" ;;
+  public-window)
+    if [[ "$(az rest --method get --url "$server_url" --query properties.network.publicNetworkAccess -o tsv)" == "Disabled" ]]; then
+      echo "postprovision: enabling public network access for the schema deployment (disabled again at the end)"
+      reopened=true
+      set_public_access Enabled
+    fi
+    ip="$(curl -fsS --max-time 10 https://api.ipify.org)"
+    rule="azd-postprovision-$(date +%s)"
+    echo "postprovision: temporary firewall rule $rule for $ip"
+    az postgres flexible-server firewall-rule create --resource-group "$AZURE_RESOURCE_GROUP" \
+      --name "$POSTGRES_SERVER_NAME" --rule-name "$rule" \
+      --start-ip-address "$ip" --end-ip-address "$ip" --output none ;;
+  *)
+    echo "postprovision: POSTGRES_HOOK_NETWORK must be public-window or direct, not '$network'" >&2
+    exit 2 ;;
+esac
 
 # The administrator signs in with an Entra token as the password (valid about an hour: plenty).
 # DATABASE_AUTH=password: asyncpg takes the password from PGPASSWORD (the app's entra mode uses the
@@ -63,75 +109,13 @@ export MCP_SERVER_NAMESPACE="${MCP_SERVER_NAMESPACE:-com.example.mcp}"
 export DB_SSL="${DB_SSL:-verify-full}"
 export DATABASE_URL="postgresql://${admin_user}@${POSTGRES_HOST}:5432/${POSTGRES_DATABASE}"
 
+echo "postprovision: checking that ${POSTGRES_ADMIN_NAME} owns ${POSTGRES_DATABASE}"
+"${py[@]}" -m infra.hooks.database_setup check-owner
+
 echo "postprovision: applying migrations to ${POSTGRES_HOST}/${POSTGRES_DATABASE}"
 "${py[@]}" -m shared.migrate
 
 echo "postprovision: creating database role ${APP_IDENTITY_NAME} and granting data access"
-"${py[@]}" - <<'PY'
-import asyncio
-import os
-
-import asyncpg
-
-from shared.db import ssl_context_for
-from shared.settings import DatabaseSettings
-
-role = os.environ["APP_IDENTITY_NAME"]
-database = os.environ["POSTGRES_DATABASE"]
-admin_url = os.environ["DATABASE_URL"]
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def main() -> None:
-    settings = DatabaseSettings.from_env()
-    ssl = ssl_context_for(settings)
-    # Entra principals are created from the `postgres` database.
-    base, _, _ = admin_url.rpartition("/")
-    conn = await asyncpg.connect(f"{base}/postgres", ssl=ssl)
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-        if not exists:
-            # pgaadauth_create_principal(role name, is admin, is MFA): the name is the managed
-            # identity's name, which is also the user name in the app's DATABASE_URL.
-            await conn.execute("SELECT * FROM pgaadauth_create_principal($1, false, false)", role)
-            print(f"created role {role}")
-        else:
-            print(f"role {role} exists")
-    finally:
-        await conn.close()
-
-    conn = await asyncpg.connect(admin_url, ssl=ssl)
-    try:
-        r = ident(role)
-        statements = [
-            f"GRANT CONNECT ON DATABASE {ident(database)} TO {r}",
-            # No DDL for the app (PostgreSQL < 15 still lets PUBLIC create in schema public).
-            "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-            f"GRANT USAGE ON SCHEMA public TO {r}",
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r}",
-            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r}",
-            # Tables created by later migrations (run by this administrator) get the same grants.
-            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {r}",
-            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {r}",
-            # The migration ledger is read-only for the app.
-            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE schema_migrations FROM {r}",
-            # Planner settings the app sends at connect time, set on the role so they also hold behind
-            # PgBouncer (which refuses them as startup parameters): see shared/db.py.
-            f"ALTER ROLE {r} SET jit = off",
-            f"ALTER ROLE {r} SET random_page_cost = 1.1",
-        ]
-        async with conn.transaction():
-            for statement in statements:
-                await conn.execute(statement)
-        print(f"granted data access on {database} to {role}")
-    finally:
-        await conn.close()
-
-
-asyncio.run(main())
-PY
+"${py[@]}" -m infra.hooks.database_setup app-role
 
 echo "postprovision: done. API: ${API_BASE_URL:-<see azd env get-values>}"

@@ -52,8 +52,8 @@ param pythonVersion string = '3.11'
 ])
 param instanceMemoryMB int
 
-@description('Upper bound of Flex instances. Bounded by the PostgreSQL connection budget (see main.bicep).')
-@minValue(1)
+@description('Upper bound of on-demand Flex instances (always-ready instances come on top). Part of the PostgreSQL connection budget (see main.bicep).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int
 
@@ -110,6 +110,9 @@ param dbPoolMaxSize int
 @description('Subnet for Flex VNet integration (delegated to Microsoft.App/environments); empty for none.')
 param virtualNetworkSubnetId string = ''
 
+@description('Resource id of the Log Analytics workspace that receives the function app\'s platform logs and metrics.')
+param logAnalyticsWorkspaceId string
+
 // Paths EasyAuth lets through without a token (request paths, so they carry the /api prefix).
 var publicPaths = [
   '/api/health'
@@ -126,7 +129,7 @@ var mcpRegistryPaths = [
 
 var excludedPaths = mcpRegistryEnabled ? concat(publicPaths, mcpRegistryPaths) : publicPaths
 
-var alwaysReady = alwaysReadyInstanceCount > 0 ? [
+var alwaysReady = (alwaysReadyInstanceCount > 0) ? [
   {
     name: 'http'
     instanceCount: alwaysReadyInstanceCount
@@ -150,8 +153,6 @@ resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
 
 resource site 'Microsoft.Web/sites@2024-11-01' = {
   // checkov:skip=CKV_AZURE_17: a public bearer-token API for a browser SPA and Copilot clients; client certificates would lock those callers out.
-  // checkov:skip=CKV_AZURE_18: siteConfig is kept minimal on Flex Consumption (it rejects or ignores several App Service siteConfig properties); HTTP/2 is a transport optimisation, not a security control for this API.
-  // checkov:skip=CKV_AZURE_67: same as CKV_AZURE_18.
   // checkov:skip=CKV_AZURE_78: FTP(S) does not exist on Flex Consumption and ftpsState is not a Flex property; FTP publishing is also disabled by basicPublishingCredentialsPolicies below.
   // checkov:skip=CKV_AZURE_212: failover instance counts do not apply to Flex Consumption (it scales per request); always-ready instances are a parameter.
   // checkov:skip=CKV_AZURE_213: Flex scales from zero per request, so health-check instance replacement adds nothing here; /api/health is for external probes.
@@ -202,6 +203,7 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
       }
     }
     siteConfig: {
+      http20Enabled: true
       minTlsVersion: '1.2'
       remoteDebuggingEnabled: false
       cors: {
@@ -326,6 +328,28 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     ENTRA_ADMIN_GROUP_ID: entraAdminGroupId
     MCP_REGISTRY_ENABLED: mcpRegistryEnabled ? 'true' : 'false'
     MCP_SERVER_NAMESPACE: mcpServerNamespace
+  }
+}
+
+// Platform logs (FunctionAppLogs: host and function execution logs, plus the other categories the
+// platform offers for the app) and metrics to Log Analytics, beside Application Insights' telemetry.
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: site
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
   }
 }
 

@@ -1,11 +1,13 @@
-// Optional private networking (main.bicep deploys this module only when privateNetworking is true):
+// Private networking (main.bicep deploys this module when privateNetworking is true, the default):
 // a VNet with
 // - a subnet delegated to Microsoft.App/environments for Flex Consumption VNet integration
 //   (the function app's outbound traffic, including to PostgreSQL, then leaves through the VNet);
-// - a subnet for private endpoints (the PostgreSQL server gets one in postgres.bicep);
-// - the private DNS zone privatelink.postgres.database.azure.com linked to the VNet, so the
-//   server's public FQDN resolves to the private endpoint from inside the VNet (TLS verify-full
-//   keeps working because the host name does not change).
+// - a subnet for private endpoints (PostgreSQL gets one in postgres.bicep, blob storage in storage.bicep);
+// - the private DNS zones privatelink.postgres.database.azure.com and privatelink.blob.<storage suffix>
+//   linked to the VNet, so the usual host names resolve to the private endpoints from inside the VNet
+//   (TLS verify-full keeps working because the host names do not change).
+// The subscription needs the Microsoft.App resource provider registered for the delegation
+// (README.md, Deploy to Azure, Manual steps).
 
 @description('Name of the virtual network.')
 param name string
@@ -80,7 +82,27 @@ resource postgresDnsZoneLink 'Microsoft.Network/privateDnsZones/virtualNetworkLi
   }
 }
 
+resource blobDnsZone 'Microsoft.Network/privateDnsZones@2020-06-01' = {
+  name: 'privatelink.blob.${environment().suffixes.storage}'
+  location: 'global'
+  tags: tags
+}
+
+resource blobDnsZoneLink 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = {
+  parent: blobDnsZone
+  name: '${name}-link'
+  location: 'global'
+  tags: tags
+  properties: {
+    registrationEnabled: false
+    virtualNetwork: {
+      id: vnet.id
+    }
+  }
+}
+
 output vnetId string = vnet.id
 output appSubnetId string = '${vnet.id}/subnets/app'
 output privateEndpointSubnetId string = '${vnet.id}/subnets/private-endpoints'
 output postgresPrivateDnsZoneId string = postgresDnsZone.id
+output blobPrivateDnsZoneId string = blobDnsZone.id

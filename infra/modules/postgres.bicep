@@ -1,9 +1,16 @@
 // Azure Database for PostgreSQL Flexible Server, Entra-only (passwordless) authentication.
-// Child order (each step waits for the previous one; the server rejects parallel writes with
-// ServerIsBusy): database -> firewall rules (@batchSize(1)) -> server parameters (@batchSize(1))
-// -> Entra administrator (separate resource, after the configurations).
-// The app's own database role (the managed identity) is data-plane SQL
-// (pgaadauth_create_principal + GRANTs) and is created by infra/hooks/postprovision.sh.
+// Order (each step waits for the previous one; the server rejects parallel writes with ServerIsBusy):
+//   server -> firewall rules (@batchSize(1)) -> server parameters (@batchSize(1)) -> Entra administrator
+//   -> application database -> private endpoint.
+// The database comes AFTER the Entra administrator on purpose: a database created through the API on an
+// Entra-only server that has no administrator yet is owned by the platform's internal role, and since
+// PostgreSQL 15 the `public` schema belongs to the database owner, so the administrator could not create the
+// tables (terraform-provider-azurerm #27895, worked through with Microsoft support). Created after the
+// administrator exists, the database belongs to that administrator, who then runs the migrations.
+// The app's own database role (the managed identity, bound to its object id) is data-plane SQL
+// (pgaadauth_create_principal_with_oid + GRANTs), done by the post-provision hook (infra/hooks/database_setup.py).
+// One API version for every Microsoft.DBforPostgreSQL resource: 2025-08-01 is the first GA version whose
+// ServerVersion enum includes '17' (2024-08-01 stops at '16'); see POSTGRES_VERSIONS_BY_API in tests/test_infra.py.
 
 @description('Name of the PostgreSQL flexible server.')
 param name string
@@ -23,8 +30,8 @@ param tags object = {}
 ])
 param version string = '16'
 
-@description('Compute SKU name, e.g. Standard_B1ms (Burstable, dev) or Standard_D2ds_v5 (GeneralPurpose, production).')
-param skuName string = 'Standard_B1ms'
+@description('Compute SKU name, e.g. Standard_B2s (Burstable, dev) or Standard_D2ds_v5 (GeneralPurpose, production).')
+param skuName string = 'Standard_B2s'
 
 @description('Compute tier matching skuName.')
 @allowed([
@@ -59,13 +66,13 @@ param databaseName string
 @description('Enable the built-in PgBouncer (port 6432). Only General Purpose and Memory Optimized tiers support it.')
 param pgBouncerEnabled bool = false
 
-@description('Firewall rules for the public endpoint: array of { name, startIpAddress, endIpAddress }. Empty by default.')
+@description('Firewall rules for the public endpoint (without privateNetworking): array of { name, startIpAddress, endIpAddress }.')
 param firewallRules array = []
 
-@description('Add the 0.0.0.0 rule that admits every Azure-internal address (including other tenants). Off by default; prefer privateEndpointSubnetId.')
-param allowAzureServices bool = false
+@description('Private networking: public network access Disabled, no firewall rules, a private endpoint in privateEndpointSubnetId (the post-provision hook opens the server for a moment, see README.md). Without it the server is public with firewallRules plus the 0.0.0.0 "allow Azure services" rule: Flex Consumption has no fixed outbound IPs, so that rule is how the app gets in (it admits any Azure address, other tenants included, behind Entra-only sign-in and TLS).')
+param privateNetworking bool = false
 
-@description('Subnet for a private endpoint to the server; empty for none.')
+@description('Subnet for the private endpoint to the server (used with privateNetworking).')
 param privateEndpointSubnetId string = ''
 
 @description('Resource id of the privatelink.postgres.database.azure.com private DNS zone; used with privateEndpointSubnetId.')
@@ -88,6 +95,13 @@ param adminPrincipalType string = 'User'
 @description('Entra tenant of the administrator.')
 param tenantId string
 
+@description('Server connections the built-in PgBouncer opens for the app (pgbouncer.default_pool_size); main.bicep computes it with the connection budget.')
+@minValue(1)
+param pgBouncerPoolSize int = 50
+
+@description('Resource id of the Log Analytics workspace that receives the server\'s logs and metrics.')
+param logAnalyticsWorkspaceId string
+
 // Every extension a migration in sql/ creates must be allow-listed here (tests/test_infra.py checks it).
 var allowedExtensions = 'PG_TRGM'
 
@@ -107,6 +121,10 @@ var pgBouncerServerParameters = [
     name: 'pgbouncer.enabled'
     value: 'true'
   }
+  {
+    name: 'pgbouncer.default_pool_size'
+    value: string(pgBouncerPoolSize)
+  }
 ]
 
 var serverParameters = pgBouncerEnabled ? concat(baseServerParameters, pgBouncerServerParameters) : baseServerParameters
@@ -119,9 +137,9 @@ var azureServicesRule = [
   }
 ]
 
-var allFirewallRules = allowAzureServices ? concat(firewallRules, azureServicesRule) : firewallRules
+var allFirewallRules = privateNetworking ? [] : concat(firewallRules, azureServicesRule)
 
-resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
+resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2025-08-01' = {
   name: name
   location: location
   tags: tags
@@ -148,35 +166,23 @@ resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
       mode: zoneRedundantHa ? 'ZoneRedundant' : 'Disabled'
     }
     network: {
-      publicNetworkAccess: 'Enabled'
+      publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     }
   }
 }
 
-resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-01' = {
-  parent: server
-  name: databaseName
-  properties: {
-    charset: 'UTF8'
-    collation: 'en_US.utf8'
-  }
-}
-
 @batchSize(1)
-resource firewall 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = [for rule in allFirewallRules: {
+resource firewall 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2025-08-01' = [for rule in allFirewallRules: {
   parent: server
   name: rule.name
   properties: {
     startIpAddress: rule.startIpAddress
     endIpAddress: rule.endIpAddress
   }
-  dependsOn: [
-    database
-  ]
 }]
 
 @batchSize(1)
-resource configurations 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2024-08-01' = [for parameter in serverParameters: {
+resource configurations 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2025-08-01' = [for parameter in serverParameters: {
   parent: server
   name: parameter.name
   properties: {
@@ -184,13 +190,13 @@ resource configurations 'Microsoft.DBforPostgreSQL/flexibleServers/configuration
     source: 'user-override'
   }
   dependsOn: [
-    database
     firewall
   ]
 }]
 
 // A separate resource (not nested), created after the configurations: the server must be idle.
-resource administrator 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = {
+// It must exist before the database (see the top of this file).
+resource administrator 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2025-08-01' = {
   parent: server
   name: adminPrincipalId
   properties: {
@@ -203,7 +209,21 @@ resource administrator 'Microsoft.DBforPostgreSQL/flexibleServers/administrators
   ]
 }
 
-resource privateEndpoint 'Microsoft.Network/privateEndpoints@2024-05-01' = if (!empty(privateEndpointSubnetId)) {
+// Created after the Entra administrator so that the administrator owns it (and its public schema):
+// otherwise the migrations cannot create tables (see the top of this file).
+resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2025-08-01' = {
+  parent: server
+  name: databaseName
+  properties: {
+    charset: 'UTF8'
+    collation: 'en_US.utf8'
+  }
+  dependsOn: [
+    administrator
+  ]
+}
+
+resource privateEndpoint 'Microsoft.Network/privateEndpoints@2024-05-01' = if (privateNetworking) {
   name: 'pe-${name}'
   location: location
   tags: tags
@@ -224,11 +244,11 @@ resource privateEndpoint 'Microsoft.Network/privateEndpoints@2024-05-01' = if (!
     ]
   }
   dependsOn: [
-    administrator
+    database
   ]
 }
 
-resource privateEndpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = if (!empty(privateEndpointSubnetId)) {
+resource privateEndpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = if (privateNetworking) {
   parent: privateEndpoint
   name: 'default'
   properties: {
@@ -243,7 +263,29 @@ resource privateEndpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGr
   }
 }
 
+// Server logs (PostgreSQLLogs, sessions, query store...) and metrics to Log Analytics.
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: server
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
 output name string = server.name
+output id string = server.id
 output fqdn string = server.properties.fullyQualifiedDomainName
 output databaseName string = database.name
 output port int = pgBouncerEnabled ? 6432 : 5432
