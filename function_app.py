@@ -16,8 +16,10 @@ from shared.http import parse_json_body, parse_query, public, request_path_url, 
 from shared.logs import configure_logging
 from shared.mcp_registry import allowlist_response, registry_servers_response
 from shared.models import (
+    AllowlistQuery,
     AuditLogQuery,
     ByUrlQuery,
+    LifecycleChange,
     MyRegistrationsQuery,
     RegistrationCreate,
     RegistrationListQuery,
@@ -113,6 +115,14 @@ async def change_registration_status(req: func.HttpRequest, caller: Caller) -> f
     )
 
 
+@app.route(route="registrations/{registration_id:guid}/lifecycle", methods=["PATCH"])
+@admin_only
+async def change_registration_lifecycle(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await registrations.change_lifecycle(
+        route_uuid(req, "registration_id"), parse_json_body(req, LifecycleChange), caller
+    )
+
+
 @app.route(route="registrations/{registration_id:guid}", methods=["DELETE"])
 @admin_only
 async def delete_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
@@ -134,7 +144,7 @@ async def mcp_registry_servers(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="v0.1/allowlist", methods=["GET"])
 @admin_only
 async def mcp_registry_allowlist(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return await allowlist_response()
+    return await allowlist_response(parse_query(req, AllowlistQuery).include_deprecated)
 
 
 @app.route(route="openapi.json", methods=["GET"])

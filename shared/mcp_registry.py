@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import re
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import asyncpg
@@ -35,6 +38,7 @@ from shared.models import (
     McpRemote,
     McpServer,
     McpServerList,
+    McpServerLookupQuery,
     McpServerResponse,
     McpServersQuery,
 )
@@ -51,29 +55,65 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
 }
-# Approval should show up quickly, and a 404 must not stick.
-CACHE_FOUND = "public, max-age=60"
+# A shared cache (a CDN in front) may serve a copy for a minute and revalidate in the background for five more;
+# approvals should still show up quickly, and a 404 must not stick.
+CACHE_FOUND = "public, max-age=60, stale-while-revalidate=300"
 CACHE_MISSING = "no-cache"
 
-SERVER_COLUMNS = """
-    r.server_name, r.endpoint_name, r.description, r.endpoint_url, r.transport, r.version,
-    r.owner_contact, r.available_tools, r.approved_at, r.updated_at
+# What is served, from an approved registration or from the tombstone of a removed one (same columns).
+LIVE_SERVERS = """
+SELECT r.server_name, r.endpoint_name, r.description, r.endpoint_url, r.transport, r.version, r.owner_contact,
+       r.available_tools, r.approved_at AS published_at, r.updated_at, r.lifecycle AS status, r.status_message,
+       r.status_changed_at
+  FROM registrations r WHERE r.status = 'Approved'
 """
-SELECT_APPROVED_SERVER_SQL = f"""
-SELECT {SERVER_COLUMNS} FROM registrations r WHERE r.status = 'Approved' AND r.server_name = $1
+REMOVED_SERVERS = """
+SELECT r.server_name, r.endpoint_name, r.description, r.endpoint_url, r.transport, r.version, NULL::text,
+       r.available_tools, r.published_at, r.updated_at, 'deleted', NULL::text, r.deleted_at
+  FROM registry_tombstones r WHERE true
 """
+# The change generation of everything served: a change to a served server bumps its updated_at, a removal writes
+# a tombstone, so the newest of both moves with every change (two index probes).
+GENERATION_SQL = """
+SELECT greatest(
+    (SELECT max(updated_at) FROM registrations WHERE status = 'Approved' AND updated_at < $1),
+    (SELECT max(updated_at) FROM registry_tombstones WHERE updated_at < $1)
+)
+"""
+HORIZON_SQL = "SELECT registry_sync_horizon()"
 SELECT_ALLOWED_URLS_SQL = """
-SELECT endpoint_url FROM registrations WHERE status = 'Approved' ORDER BY server_name
+SELECT endpoint_url FROM registrations
+ WHERE status = 'Approved' AND ($1 OR lifecycle <> 'deprecated')
+ ORDER BY server_name
 """
 SEARCH_CONDITION = "(r.server_name ILIKE $? OR r.endpoint_name ILIKE $? OR r.description ILIKE $?)"
+NO_HORIZON = datetime.max.replace(tzinfo=UTC)
 # What a path may name: anything else cannot be registered, so it is a 404 without asking the database.
 SERVER_NAME = re.compile(r"[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+")
 MAX_VERSION_LENGTH = 255
 
 
-def registry_response(payload: BaseModel, *, status: int = 200) -> func.HttpResponse:
+def registry_response(payload: BaseModel, *, status: int = 200, etag: str | None = None) -> func.HttpResponse:
     cache = CACHE_FOUND if status == 200 else CACHE_MISSING
-    return json_response(payload, status=status, headers={**CORS_HEADERS, "Cache-Control": cache}, exclude_none=True)
+    headers = {**CORS_HEADERS, "Cache-Control": cache} | ({"ETag": etag} if etag else {})
+    return json_response(payload, status=status, headers=headers, exclude_none=True)
+
+
+def not_modified(etag: str) -> func.HttpResponse:
+    # No body; the same CORS and cache headers as the 200 it stands for.
+    return func.HttpResponse(status_code=304, headers={**CORS_HEADERS, "Cache-Control": CACHE_FOUND, "ETag": etag})
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): `W/"x"` matches `"x"`; `*` matches anything."""
+    if not if_none_match:
+        return False
+    candidates = {candidate.strip().removeprefix("W/") for candidate in if_none_match.split(",")}
+    return "*" in candidates or etag.removeprefix("W/") in candidates
+
+
+def _fingerprint(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
 def registry_error_response(error: ApiError) -> func.HttpResponse:
@@ -111,12 +151,17 @@ def server_entry(row: asyncpg.Record, settings: RegistrySettings) -> McpServerRe
         meta={
             f"{settings.server_namespace}/registration": McpRegistrationExtras(
                 tools=row["available_tools"],
-                ownerContact=row["owner_contact"] if settings.publish_owner_contact else None,
+                ownerContact=row["owner_contact"] if settings.publish_owner_contact and row["owner_contact"] else None,
             )
         },
     )
     official = McpOfficialStatus(
-        status="active", publishedAt=row["approved_at"], updatedAt=row["updated_at"], isLatest=True
+        status=row["status"],
+        statusMessage=row["status_message"],
+        statusChangedAt=row["status_changed_at"],
+        publishedAt=row["published_at"],
+        updatedAt=row["updated_at"],
+        isLatest=True,
     )
     return McpServerResponse(server=server, meta={OFFICIAL_META_KEY: official})
 
@@ -142,14 +187,9 @@ def decode_cursor(text: str) -> McpCursor:
 # ---------------------------------------------------------------- reads
 
 
-async def list_servers(query: McpServersQuery, settings: RegistrySettings) -> McpServerList:
-    state = (
-        decode_cursor(query.cursor)
-        if query.cursor
-        else McpCursor(after="", search=query.search, updated_since=query.updated_since, version=query.version)
-    )
+def _list_sql(state: McpCursor, limit: int, horizon: datetime) -> tuple[str, list[object]]:
     conditions = db.Conditions()
-    conditions.fragments.append("r.status = 'Approved'")
+    conditions.add("r.updated_at < $?", horizon)
     if state.after:
         conditions.add("r.server_name > $?", state.after)
     if state.search:
@@ -158,22 +198,58 @@ async def list_servers(query: McpServersQuery, settings: RegistrySettings) -> Mc
         conditions.add("r.updated_at > $?", state.updated_since)
     if state.version and state.version != "latest":
         conditions.add("r.version = $?", state.version)
-    args = [*conditions.args, query.limit + 1]
-    sql = f"SELECT {SERVER_COLUMNS} FROM registrations r {conditions.where()} ORDER BY r.server_name LIMIT ${len(args)}"
+    where = conditions.where().replace("WHERE", "AND", 1)
+    servers = f"{LIVE_SERVERS} {where}"
+    if state.include_deleted:
+        servers += f" UNION ALL {REMOVED_SERVERS} {where}"
+    args = [*conditions.args, limit + 1]
+    return f"SELECT * FROM ({servers}) r ORDER BY r.server_name LIMIT ${len(args)}", args
+
+
+async def list_servers_response(
+    query: McpServersQuery, settings: RegistrySettings, if_none_match: str | None
+) -> func.HttpResponse:
+    """A page of servers in name order. A sync (`updated_since`) also lists removed servers, and reads every page
+    below the first page's horizon, so a client that asks again with the newest `updatedAt` it saw misses
+    nothing that changed meanwhile (sql/0015)."""
+    if query.cursor:
+        state = decode_cursor(query.cursor)
+    else:
+        syncing = query.updated_since is not None
+        state = McpCursor(
+            after="",
+            search=query.search or None,
+            updated_since=query.updated_since or None,
+            version=query.version or None,
+            include_deleted=query.include_deleted or syncing,
+        )
     async with db.connection() as conn:
+        if state.updated_since is not None and state.horizon is None:
+            # Its own statement: the page's snapshot must be taken after it (sql/0015).
+            state = state.model_copy(update={"horizon": await conn.fetchval(HORIZON_SQL)})
+        horizon = state.horizon or NO_HORIZON
+        generation = await conn.fetchval(GENERATION_SQL, horizon)
+        etag = f'W/"{_fingerprint(generation, state.model_dump(mode="json"), query.limit, settings.model_dump())}"'
+        if etag_matches(if_none_match, etag):
+            return not_modified(etag)
+        sql, args = _list_sql(state, query.limit, horizon)
         rows = await conn.fetch(sql, *args)
     page = rows[: query.limit]
     more = len(rows) > query.limit
     next_cursor = encode_cursor(state.model_copy(update={"after": page[-1]["server_name"]})) if more else None
-    return McpServerList(
+    payload = McpServerList(
         servers=[server_entry(row, settings) for row in page],
         metadata=McpListMetadata(count=len(page), nextCursor=next_cursor),
     )
+    return registry_response(payload, etag=etag)
 
 
-async def get_approved_server(name: str) -> asyncpg.Record:
+async def find_server(name: str, include_deleted: bool) -> asyncpg.Record:
+    sql = f"SELECT * FROM ({LIVE_SERVERS} AND r.server_name = $1"
+    if include_deleted:
+        sql += f" UNION ALL {REMOVED_SERVERS} AND r.server_name = $1"
     async with db.connection() as conn:
-        row = await conn.fetchrow(SELECT_APPROVED_SERVER_SQL, name)
+        row = await conn.fetchrow(sql + ") r", name)
     if row is None:
         raise NotFound("Server not found")
     return row
@@ -199,14 +275,21 @@ def parse_server_path(rest: str) -> tuple[str, str | None]:
     return name, version
 
 
-async def server_versions(rest: str, settings: RegistrySettings) -> McpServerList | McpServerResponse:
+async def server_versions_response(
+    rest: str, query: McpServerLookupQuery, settings: RegistrySettings, if_none_match: str | None
+) -> func.HttpResponse:
+    """A server's versions (the one it has), or one version (`latest` or exact)."""
     name, version = parse_server_path(rest)
-    row = await get_approved_server(name)
-    if version is None:
-        return McpServerList(servers=[server_entry(row, settings)], metadata=McpListMetadata(count=1))
-    if version != "latest" and version != row["version"]:
+    row = await find_server(name, query.include_deleted)
+    if version is not None and version != "latest" and version != row["version"]:
         raise NotFound("Server version not found")
-    return server_entry(row, settings)
+    # Strong: the served bytes are a function of the row's last change, the view asked for and the settings.
+    etag = f'"{_fingerprint(row["server_name"], row["status"], row["updated_at"], version is None, settings.model_dump())}"'
+    if etag_matches(if_none_match, etag):
+        return not_modified(etag)
+    entry = server_entry(row, settings)
+    payload: BaseModel = entry if version is not None else McpServerList(servers=[entry], metadata=McpListMetadata(count=1))
+    return registry_response(payload, etag=etag)
 
 
 async def registry_servers_response(req: func.HttpRequest) -> func.HttpResponse:
@@ -217,26 +300,25 @@ async def registry_servers_response(req: func.HttpRequest) -> func.HttpResponse:
     if req.method == "OPTIONS":
         return func.HttpResponse(status_code=204, headers={**CORS_HEADERS, "Access-Control-Max-Age": "600"})
     rest = (req.route_params.get("rest") or "").strip("/")
+    if_none_match = req.headers.get("if-none-match")
     try:
         if not rest:
-            payload: BaseModel = await list_servers(parse_query(req, McpServersQuery), settings)
-        else:
-            payload = await server_versions(rest, settings)
+            return await list_servers_response(parse_query(req, McpServersQuery), settings, if_none_match)
+        return await server_versions_response(rest, parse_query(req, McpServerLookupQuery), settings, if_none_match)
     except Exception as exc:
         # Every failure the caller can act on keeps the registry's body and its CORS headers.
         error = db.as_api_error(exc)
         if error is None:
             raise
         return registry_error_response(error)
-    return registry_response(payload)
 
 
-async def allowlist_response() -> func.HttpResponse:
+async def allowlist_response(include_deprecated: bool = True) -> func.HttpResponse:
     """The approved remote URLs in the shape of Copilot's managed-settings.json `allowedMcpServers`."""
     if not get_registry_settings().enabled:
         raise RegistryDisabled()
     async with db.connection() as conn:
-        rows = await conn.fetch(SELECT_ALLOWED_URLS_SQL)
+        rows = await conn.fetch(SELECT_ALLOWED_URLS_SQL, include_deprecated)
     return json_response(McpAllowlist(allowedMcpServers=[AllowedMcpServer(serverUrl=row["endpoint_url"]) for row in rows]))
 
 

@@ -29,7 +29,8 @@ from shared.urls import MAX_URL_LENGTH, canonical_endpoint_url
 
 RegistrationStatus = Literal["Pending", "Approved", "Rejected"]
 Decision = Literal["Approved", "Rejected"]
-AuditAction = Literal["Created", "Approved", "Rejected", "Updated", "Deleted"]
+AuditAction = Literal["Created", "Approved", "Rejected", "Updated", "Deleted", "Deprecated", "Undeprecated"]
+Lifecycle = Literal["active", "deprecated"]
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # The frontend asks for 1000 registrations at once (its Browse page and its "is this URL free?" check).
@@ -272,6 +273,29 @@ class RegistrationUpdate(BaseModel):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
+StatusMessage = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul, MultiLine, documented(pattern=NOT_BLANK)
+]
+
+
+class LifecycleChange(BaseModel):
+    """Deprecate an approved registration ("use X instead"), or make it active again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Lifecycle
+    message: StatusMessage | None = None
+
+    @model_validator(mode="after")
+    def _message_only_when_deprecated(self) -> LifecycleChange:
+        # The official registry: statusMessage is not allowed with `active`, and says why when deprecated.
+        if self.status == "deprecated" and self.message is None:
+            raise ValueError("a deprecation needs a message (what to use instead)")
+        if self.status == "active" and self.message is not None:
+            raise ValueError("an active server has no status message")
+        return self
+
+
 class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -314,6 +338,10 @@ class Registration(BaseModel):
     approved_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # The MCP Registry lifecycle of an approved registration (served as the official `_meta` status).
+    lifecycle: Lifecycle
+    status_message: str | None
+    status_changed_at: datetime | None
 
 
 class RegistrationList(BaseModel):
@@ -494,11 +522,25 @@ class McpServersQuery(_Query):
     version: RegistryVersion | Literal[""] | SkipJsonSchema[None] = Field(
         default=None, description="A version, or `latest`"
     )
+    include_deleted: bool = Field(
+        default=False,
+        description="Also list removed servers (status `deleted`); always on when `updated_since` is given",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _drop_empty(cls, data: Any) -> Any:
         return _empty_means_absent(data)
+
+
+class McpServerLookupQuery(_Query):
+    """A server lookup's parameters."""
+
+    include_deleted: bool = Field(default=False, description="Also find a removed server (status `deleted`)")
+
+
+class AllowlistQuery(_Query):
+    include_deprecated: bool = Field(default=True, description="`false` leaves deprecated servers out")
 
 
 class McpCursor(BaseModel):
@@ -511,6 +553,9 @@ class McpCursor(BaseModel):
     search: SearchTerm | None = None
     updated_since: RegistryTime | None = None
     version: RegistryVersion | None = None
+    include_deleted: bool = False
+    # A sync (updated_since) reads every page below the first page's horizon (see registry_sync_horizon()).
+    horizon: RegistryTime | None = None
 
 
 # ---------------------------------------------------------------- other responses
@@ -552,6 +597,8 @@ class McpServer(BaseModel):
 
 class McpOfficialStatus(BaseModel):
     status: Literal["active", "deprecated", "deleted"]
+    statusMessage: str | SkipJsonSchema[None] = None
+    statusChangedAt: datetime | SkipJsonSchema[None] = None
     publishedAt: datetime
     updatedAt: datetime
     isLatest: bool

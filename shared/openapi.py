@@ -48,13 +48,16 @@ from shared.errors import (
 )
 from shared.models import (
     NO_NUL,
+    AllowlistQuery,
     AuditLogList,
     AuditLogQuery,
     ByUrlQuery,
     HealthReport,
+    LifecycleChange,
     McpAllowlist,
     McpRegistryError,
     McpServerList,
+    McpServerLookupQuery,
     McpServerResponse,
     McpServersQuery,
     MyRegistrationsQuery,
@@ -137,6 +140,8 @@ class Operation:
     method: str | None = None
     path_parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     uses_database: bool | None = None
+    # A registry read: ETag on success, If-None-Match answered with 304.
+    conditional: bool = False
 
 
 def _registration_links(*names: str) -> dict[str, Link]:
@@ -266,6 +271,19 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
             "else edited the registration within APPROVAL_REVIEW_WINDOW_S: reload, review, approve again."
         ),
     ),
+    "change_registration_lifecycle": Operation(
+        "Deprecate an approved registration, or make it active again",
+        "admin",
+        Registration,
+        body=LifecycleChange,
+        errors=(NotFound, InvalidStateTransition),
+        etag=True,
+        path_parameters=_ID,
+        description=(
+            "A deprecated server stays in the MCP Registry with status `deprecated` and the message (what to use "
+            "instead); `{\"status\": \"active\"}` undoes it. Both are audited (Deprecated / Undeprecated)."
+        ),
+    ),
     "delete_registration": Operation(
         "Delete a registration (its audit trail stays)",
         "admin",
@@ -283,6 +301,7 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
             path="v0.1/servers",
             method="GET",
             query=McpServersQuery,
+            conditional=True,
             errors=(InvalidQuery, NotFound),
             error_model=McpRegistryError,
             uses_database=True,
@@ -295,7 +314,9 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
             McpServerList,
             path="v0.1/servers/{serverName}/versions",
             method="GET",
-            errors=(NotFound,),
+            query=McpServerLookupQuery,
+            conditional=True,
+            errors=(InvalidQuery, NotFound),
             error_model=McpRegistryError,
             uses_database=True,
             path_parameters=_SERVER_NAME,
@@ -307,7 +328,9 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
             McpServerResponse,
             path="v0.1/servers/{serverName}/versions/latest",
             method="GET",
-            errors=(NotFound,),
+            query=McpServerLookupQuery,
+            conditional=True,
+            errors=(InvalidQuery, NotFound),
             error_model=McpRegistryError,
             uses_database=True,
             path_parameters=_SERVER_NAME,
@@ -319,7 +342,9 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
             McpServerResponse,
             path="v0.1/servers/{serverName}/versions/{version}",
             method="GET",
-            errors=(NotFound,),
+            query=McpServerLookupQuery,
+            conditional=True,
+            errors=(InvalidQuery, NotFound),
             error_model=McpRegistryError,
             uses_database=True,
             path_parameters={**_SERVER_NAME, "version": {"schema": {"type": "string", "minLength": 1}}},
@@ -342,6 +367,7 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
         "MCP Registry: approved URLs as Copilot's allowedMcpServers",
         "admin",
         McpAllowlist,
+        query=AllowlistQuery,
         errors=(NotFound,),
         tags=("mcp-registry",),
     ),
@@ -548,6 +574,13 @@ _RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
     },
     "retry": {"description": "Seconds to wait before retrying", "required": True, "schema": {"type": "integer", "minimum": 0}},
+    "registry_etag": {
+        "description": "Strong for one server version, weak (from the data's change generation) for lists; "
+        "send it back as If-None-Match",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "cache": {"description": "`public, max-age=60, stale-while-revalidate=300`", "required": True, "schema": {"type": "string"}},
 }
 
 
@@ -594,6 +627,9 @@ def _success_responses(operation: Operation, schemas: _Schemas) -> dict[str, dic
     headers: dict[str, Any] = {}
     if operation.etag:
         headers["ETag"] = _RESPONSE_HEADERS["etag"]
+    if operation.conditional:
+        headers["ETag"] = _RESPONSE_HEADERS["registry_etag"]
+        headers["Cache-Control"] = _RESPONSE_HEADERS["cache"]
     if operation.location:
         headers["Location"] = _RESPONSE_HEADERS["location"]
     content: dict[str, Any] | None = None
@@ -618,6 +654,8 @@ def _success_responses(operation: Operation, schemas: _Schemas) -> dict[str, dic
                 for name, link in operation.links.items()
             }
         responses[str(status)] = response
+    if operation.conditional:
+        responses["304"] = {"description": "Not modified: If-None-Match holds the current ETag (no body)", "headers": headers}
     return responses
 
 
@@ -647,6 +685,16 @@ def _operation_object(
         parameters.append({"name": parameter.name, "in": "path", "required": True, "schema": schema, **extra})
     if operation.query is not None:
         parameters += schemas.query_parameters(operation.query)
+    if operation.conditional:
+        parameters.append(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "description": "An ETag from an earlier answer; 304 without a body while it is still current",
+                "schema": {"type": "string"},
+            }
+        )
     if operation.if_match:
         parameters.append(
             {

@@ -30,6 +30,7 @@ from shared.errors import (
 from shared.http import json_response, no_content
 from shared.models import (
     ByUrlQuery,
+    LifecycleChange,
     MyRegistrationsQuery,
     Registration,
     RegistrationCreate,
@@ -54,7 +55,8 @@ REGISTRATION_COLUMNS = """
     r.registration_id, r.endpoint_url, r.endpoint_name, r.description, r.owner_contact, r.available_tools,
     r.server_name, r.version, r.transport, r.status, r.submitter_id, s.email AS submitter_email, s.display_name AS submitter_display_name,
     r.approver_id, a.email AS approver_email, a.display_name AS approver_display_name,
-    r.submitted_at, r.approved_at, r.created_at, r.updated_at, r.row_version
+    r.submitted_at, r.approved_at, r.created_at, r.updated_at, r.row_version,
+    r.lifecycle, r.status_message, r.status_changed_at
 """
 REGISTRATION_JOINS = """
     JOIN users s ON s.user_id = r.submitter_id
@@ -124,6 +126,30 @@ WITH r AS (
 ), audit AS (
     INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
     SELECT r.registration_id, $3, $2, 'Pending', r.status, $4 FROM r
+)
+SELECT {REGISTRATION_COLUMNS} FROM r {REGISTRATION_JOINS}
+"""
+
+# Deprecate or reactivate an approved registration, audited in the same statement; a request that changes nothing
+# matches no row (the caller reads the current one).
+CHANGE_LIFECYCLE_SQL = f"""
+WITH before AS (
+    SELECT registration_id, lifecycle, status_message FROM registrations
+     WHERE registration_id = $1 AND status = 'Approved' AND (lifecycle, status_message) IS DISTINCT FROM ($2, $3)
+       FOR UPDATE
+), r AS (
+    UPDATE registrations r
+       SET lifecycle = $2, status_message = $3, status_changed_at = clock_timestamp()
+      FROM before
+     WHERE r.registration_id = before.registration_id
+    RETURNING r.*
+), audit AS (
+    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
+    SELECT r.registration_id, $4, CASE WHEN $2 = 'deprecated' THEN 'Deprecated' ELSE 'Undeprecated' END,
+           r.status, r.status,
+           jsonb_build_object('lifecycle', jsonb_build_object('before', before.lifecycle, 'after', $2::text),
+                              'message', jsonb_build_object('before', before.status_message, 'after', $3::text))
+      FROM r JOIN before USING (registration_id)
 )
 SELECT {REGISTRATION_COLUMNS} FROM r {REGISTRATION_JOINS}
 """
@@ -513,6 +539,21 @@ def _why_not_decided(state: asyncpg.Record | None, versions: list[int] | None) -
         f"The registration was edited {seconds} s ago, possibly after you loaded it: reload it, review the changes "
         "and approve again (or send its ETag as If-Match)"
     )
+
+
+async def change_lifecycle(registration_id: UUID, body: LifecycleChange, caller: Caller) -> func.HttpResponse:
+    """Deprecate an approved registration with a message (still served, marked `deprecated`), or undo it."""
+    async with db.connection() as conn:
+        row = await conn.fetchrow(CHANGE_LIFECYCLE_SQL, registration_id, body.status, body.message, caller.user_id)
+        if row is None:
+            row = await conn.fetchrow(SELECT_REGISTRATION_BY_ID_SQL, registration_id)
+            if row is None:
+                raise NotFound("Registration not found")
+            if row["status"] != "Approved":
+                raise InvalidStateTransition(
+                    f"Registration is {row['status']}; only an approved registration can be deprecated or reactivated"
+                )
+    return registration_response(row)
 
 
 async def delete_registration(registration_id: UUID, caller: Caller) -> func.HttpResponse:

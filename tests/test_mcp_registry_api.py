@@ -485,7 +485,7 @@ async def test_registry_routes_need_no_token_and_send_cors_and_cache_headers(
     for response in (listed, found):
         assert response.status_code == 200
         assert "www-authenticate" not in response.headers
-        assert response.headers["cache-control"] == "public, max-age=60"
+        assert response.headers["cache-control"] == "public, max-age=60, stale-while-revalidate=300"
         assert response.headers["content-type"].startswith("application/json")
 
 

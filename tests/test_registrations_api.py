@@ -27,6 +27,10 @@ TokenFactory = Callable[..., str]
 JSON_HEADER = {"Content-Type": "application/json"}
 
 REGISTRATION_FIELDS = {
+    # The MCP Registry lifecycle of an approved registration (active / deprecated).
+    "lifecycle",
+    "status_message",
+    "status_changed_at",
     "registration_id",
     "endpoint_url",
     "endpoint_name",
