@@ -9,10 +9,18 @@ import os
 
 import azure.functions as func
 
-from shared import audit, openapi, registrations
+from shared import audit, openapi, publishing, registrations
 from shared.auth import Caller, admin_only, authenticated
 from shared.health import health_response
-from shared.http import parse_json_body, parse_query, public, request_path_url, route_uuid
+from shared.http import (
+    parse_json_body,
+    parse_query,
+    public,
+    read_json_object,
+    registrations_url,
+    request_path_url,
+    route_uuid,
+)
 from shared.logs import configure_logging
 from shared.mcp_registry import allowlist_response, registry_servers_response
 from shared.models import (
@@ -145,6 +153,18 @@ async def mcp_registry_servers(req: func.HttpRequest) -> func.HttpResponse:
 @admin_only
 async def mcp_registry_allowlist(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await allowlist_response(parse_query(req, AllowlistQuery).include_deprecated)
+
+
+@app.route(route="v0.1/validate", methods=["POST"])
+@authenticated
+async def validate_server_json(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return publishing.validate_response(read_json_object(req), caller)
+
+
+@app.route(route="v0.1/publish", methods=["POST"])
+@authenticated
+async def publish_server_json(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await publishing.publish(read_json_object(req), caller, base_url=registrations_url(req))
 
 
 @app.route(route="openapi.json", methods=["GET"])

@@ -165,6 +165,11 @@ def request_path_url(req: func.HttpRequest) -> str:
     return (req.url or "").split("?", 1)[0].rstrip("/")
 
 
+def registrations_url(req: func.HttpRequest) -> str:
+    """`…/api/registrations` on the host this request came to (the base of a created registration's Location)."""
+    return request_path_url(req).rsplit("/v0.1/", 1)[0] + "/registrations"
+
+
 def route_uuid(req: func.HttpRequest, name: str) -> uuid.UUID:
     """A GUID route value; anything else is a resource that cannot exist (404)."""
     try:

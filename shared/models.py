@@ -631,6 +631,26 @@ class McpRegistryError(BaseModel):
     error_code: str
 
 
+class ServerJsonDocument(BaseModel):
+    """A `server.json` in the official MCP registry format (schema 2025-12-11, vendored in shared/schemas/; the
+    whole schema is checked in code). Here: one `remotes` entry; the tools under this registry's `_meta` key."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="Reverse-DNS `namespace/name`, in this registry's namespace")
+    description: str
+    version: str
+    title: str | SkipJsonSchema[None] = None
+    remotes: list[dict[str, Any]] = Field(min_length=1, max_length=1)
+
+
+class ServerJsonCheck(BaseModel):
+    """A `server.json` that passes: what publishing it would register."""
+
+    valid: Literal[True]
+    registration: RegistrationCreate
+
+
 class AllowedMcpServer(BaseModel):
     serverUrl: str
 

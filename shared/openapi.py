@@ -66,6 +66,8 @@ from shared.models import (
     RegistrationList,
     RegistrationListQuery,
     RegistrationUpdate,
+    ServerJsonCheck,
+    ServerJsonDocument,
     StatusChange,
     User,
 )
@@ -370,6 +372,34 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
         query=AllowlistQuery,
         errors=(NotFound,),
         tags=("mcp-registry",),
+    ),
+    "validate_server_json": Operation(
+        "MCP Registry: check a server.json without publishing it",
+        "user",
+        ServerJsonCheck,
+        body=ServerJsonDocument,
+        tags=("mcp-registry",),
+        description=(
+            "Checks the file against the official schema (2025-12-11) and this registry's rules (namespace, one "
+            "remote, no packages, the registration rules) and answers what publishing it would register, or 422 "
+            "naming each wrong field in the file's terms. Writes nothing."
+        ),
+    ),
+    "publish_server_json": Operation(
+        "MCP Registry: publish a server.json as a Pending registration",
+        "user",
+        Registration,
+        status=201,
+        also={200: "The caller's Pending registration of that name was updated"},
+        body=ServerJsonDocument,
+        errors=(DuplicateEndpoint, DuplicateServerName, InvalidStateTransition),
+        etag=True,
+        tags=("mcp-registry",),
+        description=(
+            "Same URL rules, duplicate checks and audit as POST /api/registrations; the registration is the caller's "
+            "and Pending until an admin approves it. Publishing a name the caller owns while it is Pending updates "
+            "it; while Approved (or Rejected) it is 409 with how to proceed."
+        ),
     ),
     "openapi_document": Operation(
         "This OpenAPI 3.1 document",

@@ -20,7 +20,7 @@ from tests.support.registrations import bearer, create_registration, decide, mar
 
 SERVERS = "/api/v0.1/servers"
 OFFICIAL = "io.modelcontextprotocol.registry/official"
-SCHEMA = json.loads((Path(__file__).parent / "data" / "mcp-server.schema.2025-12-11.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[1] / "shared" / "schemas" / "server.schema.2025-12-11.json").read_text())
 SERVER_VALIDATOR = Draft7Validator(SCHEMA, format_checker=FormatChecker())
 
 
