@@ -9,6 +9,8 @@ import base64
 import json
 import logging
 import os
+import random
+import re
 import secrets
 import subprocess
 import sys
@@ -23,7 +25,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.logs import REDACTED, RequestContextFilter, json_formatter, redact, request_fields
+from shared import logs
+from shared.logs import MAX_TEXT_CHARS, MAX_TRACE_CHARS, TRUNCATED, RequestContextFilter, json_formatter, request_fields
+from shared.redaction import REDACTED, redact
 from tests.conftest import create_migrated_database, drop_database
 from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import TENANT_ID, TestIssuer, bearer
@@ -136,6 +140,71 @@ def test_the_filter_redacts_arguments_fields_and_exception_text_and_adds_request
     assert "ValueError" in parsed["exc_info"]
 
 
+def _record(message: str, *args: Any, **extra: Any) -> logging.LogRecord:
+    return logging.getLogger("mcp_registry.test_logging").makeRecord(
+        "mcp_registry.test_logging", logging.INFO, __file__, 1, message, args, exc_info=None, extra=extra
+    )
+
+
+HOSTILE_PATH = "/api/v0.1/servers/x://" + "a." * 8 * 1024 + "!"
+
+
+def test_a_long_message_and_field_are_cut_to_the_cap_with_a_marker() -> None:
+    record = _record("GET %s 404", HOSTILE_PATH, route=HOSTILE_PATH)
+    RequestContextFilter().filter(record)
+    parsed = json.loads(json_formatter().format(record))
+
+    for text in (parsed["message"], parsed["route"]):
+        assert len(text) <= MAX_TEXT_CHARS + len(TRUNCATED)
+        assert re.search(r"…\[truncated \d+ chars\]$", text), text[-40:]
+    assert parsed["route"].startswith("/api/v0.1/servers/x://")
+
+
+def test_a_secret_cut_by_the_cap_is_dropped_not_left_half_visible() -> None:
+    for secret_text in ("password=Sup3r-Secret-Value", "postgresql://app:Sup3r-Secret-Value@db/registry"):
+        message = "x" * (MAX_TEXT_CHARS - 12) + " " + secret_text
+        record = _record("%s", message)
+        RequestContextFilter().filter(record)
+        line = json_formatter().format(record)
+        assert "Sup3r" not in line and "truncated" in line
+
+
+def test_a_long_traceback_keeps_its_tail_redacted() -> None:
+    try:
+        raise ValueError("x" * 40_000 + " password=Sup3r-Secret")
+    except ValueError:
+        record = logging.getLogger("mcp_registry.test_logging").makeRecord(
+            "mcp_registry.test_logging", logging.ERROR, __file__, 1, "failed", (), exc_info=sys.exc_info()
+        )
+    RequestContextFilter().filter(record)
+    exc_info = json.loads(json_formatter().format(record))["exc_info"]
+
+    assert exc_info.startswith("…[truncated") and len(exc_info) <= MAX_TRACE_CHARS + len(TRUNCATED) + 1
+    assert exc_info.rstrip().endswith(f"password={REDACTED}")
+
+
+def test_a_record_is_redacted_once_however_many_handlers_format_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counting_redact(text: str) -> str:
+        calls.append(text)
+        return redact(text)
+
+    monkeypatch.setattr(logs, "redact", counting_redact)
+    token = request_fields.set({"invocation_id": "inv-1", "route": HOSTILE_PATH})
+    try:
+        record = _record("GET %s 404", HOSTILE_PATH, status=404)
+        for _ in range(3):  # the local stdout handler, the Azure Monitor handler, a worker's handler
+            RequestContextFilter().filter(record)
+            json_formatter().format(record)
+            logs.HostForwardingFormatter(None).format(record)
+    finally:
+        request_fields.reset(token)
+    # The message and the two string fields, once each; the rendered lines are not redacted again.
+    assert len(calls) == 3
+    assert sorted(text[:8] for text in calls) == ["/api/v0.", "GET /api", "inv-1"]
+
+
 # ---------------------------------------------------------------- over real HTTP
 
 
@@ -188,6 +257,39 @@ async def test_each_request_writes_exactly_one_structured_access_line(
     # Records logged while serving a request carry its fields (the 401's "token rejected" line here).
     rejected = [r for r in records if r["message"].startswith("token rejected")]
     assert rejected and all(r.get("trace_id") == trace_ids[-1] and r["route"] == "/api/users/me" for r in rejected)
+
+
+def hostile_paths() -> list[str]:
+    """The issue's repro (8 and 16 KB) and a generated family of paths built to make redaction rescan."""
+    generator = random.Random(14)
+    units = ("a.", "eyJ-", "x-ms-token-", "bearer%20", "://a", "password%3A", "eyJaaaa.")
+    family = [
+        "/api/v0.1/servers/" + "".join(generator.choice(units) for _ in range(generator.randint(800, 2000))) + "!"
+        for _ in range(8)
+    ]
+    return ["/api/v0.1/servers/x://" + "a." * size + "!" for size in (4 * 1024, 8 * 1024)] + family
+
+
+async def test_hostile_paths_are_answered_beside_health_and_logged_within_the_cap(
+    info_host: LocalHostProcess,
+) -> None:
+    paths = hostile_paths()
+    async with info_host.client() as client:
+        # All at once, health among them: under the former quadratic redaction these ten cost the worker's
+        # event loop over a minute of CPU (1.5 s per 8 KB path), longer than this client waits.
+        hostile = [asyncio.create_task(client.get(path)) for path in paths]
+        health = await client.get("/api/health")
+        answers = await asyncio.gather(*hostile)
+    assert health.status_code == 200
+    assert {response.status_code for response in answers} <= {400, 404}, [r.status_code for r in answers]
+
+    records = await wait_for_lines(info_host, lambda rs: len(access_lines(rs)) >= len(paths) + 1)
+    hostile_lines = [line for line in access_lines(records) if line["route"].startswith("/api/v0.1/servers/")]
+    assert len(hostile_lines) == len(paths)
+    for line in hostile_lines:
+        for text in (line["message"], line["route"]):
+            assert len(text) <= MAX_TEXT_CHARS + len(TRUNCATED), len(text)
+            assert "…[truncated " in text
 
 
 async def test_a_request_without_traceparent_has_no_trace_id(info_host: LocalHostProcess) -> None:
