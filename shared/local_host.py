@@ -33,6 +33,10 @@ from shared.errors import MethodNotAllowed, NotFound
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the host's default request size limit
+# The anonymous MCP Registry routes (under the route prefix) answer every origin with `*`: Copilot clients
+# read them from vscode-file://, github.com and other origins of their own. On Azure, platform CORS does the
+# same with infra's allowedOrigins ['*'] (README, "CORS"); locally Host.CORS still governs every other route.
+REGISTRY_ROUTES = "v0.1/"
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -327,6 +331,7 @@ class LocalFunctionsHost:
         extra_routes: Mapping[str, ExtraRoute] | None = None,
     ) -> None:
         self.functions = discover_functions(app, route_prefix)
+        self.registry_path = "/" + "/".join(part for part in (route_prefix.strip("/"), REGISTRY_ROUTES) if part)
         self.cors_origins = tuple(cors_origins)
         self.cors_credentials = cors_credentials
         # Non-function paths served beside the app (the local OpenID issuer), keyed by path prefix.
@@ -342,7 +347,12 @@ class LocalFunctionsHost:
             return origin if self.cors_credentials else "*"
         return origin if origin.rstrip("/") in self.cors_origins else None
 
-    def _cors_headers(self, origin: str) -> dict[str, str]:
+    def is_registry_path(self, path: str) -> bool:
+        return path.lower().startswith(self.registry_path)
+
+    def _cors_headers(self, origin: str, path: str) -> dict[str, str]:
+        if origin and self.is_registry_path(path):
+            return {"Access-Control-Allow-Origin": "*"}
         allowed = self._allowed_origin(origin)
         if allowed is None:
             return {}
@@ -351,9 +361,9 @@ class LocalFunctionsHost:
             headers["Access-Control-Allow-Credentials"] = "true"
         return headers
 
-    def _preflight(self, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _preflight(self, headers: Mapping[str, str], path: str) -> tuple[int, dict[str, str], bytes]:
         origin = headers.get("origin", "")
-        response_headers = self._cors_headers(origin)
+        response_headers = self._cors_headers(origin, path)
         if response_headers:
             requested_method = headers.get("access-control-request-method", "")
             response_headers["Access-Control-Allow-Methods"] = requested_method
@@ -385,15 +395,15 @@ class LocalFunctionsHost:
                 return await extra(raw_path)
         origin = headers.get("origin", "")
         preflight = method == "OPTIONS" and origin and "access-control-request-method" in headers
-        if self.cors_origins and preflight:
-            return self._preflight(headers)
+        if preflight and (self.cors_origins or self.is_registry_path(raw_path)):
+            return self._preflight(headers, raw_path)
         function, route_params, allowed = self.match(raw_path, method)
         if function is None:
             error = MethodNotAllowed() if allowed else NotFound("No function matches this path")
             response_headers = {"Content-Type": "application/json; charset=utf-8"}
             if allowed:
                 response_headers["Allow"] = ", ".join(sorted(allowed))
-            response_headers.update(self._cors_headers(origin))
+            response_headers.update(self._cors_headers(origin, raw_path))
             return error.status, response_headers, json.dumps(error.body()).encode()
         url = base_url + raw_path + (f"?{query}" if query else "")
         request = func.HttpRequest(
@@ -410,14 +420,16 @@ class LocalFunctionsHost:
                 function.name, headers.get("traceparent", ""), headers.get("tracestate", "")
             )
         response = await function.handler(**kwargs)
-        return self._response_parts(response, origin)
+        return self._response_parts(response, origin, raw_path)
 
-    def _response_parts(self, response: func.HttpResponse, origin: str) -> tuple[int, dict[str, str], bytes]:
+    def _response_parts(
+        self, response: func.HttpResponse, origin: str, path: str
+    ) -> tuple[int, dict[str, str], bytes]:
         response_headers = dict(response.headers.items())
         if not any(name.lower() == "content-type" for name in response_headers) and response.mimetype:
             charset = f"; charset={response.charset}" if response.charset else ""
             response_headers["Content-Type"] = f"{response.mimetype}{charset}"
-        cors = self._cors_headers(origin)
+        cors = self._cors_headers(origin, path)
         if cors:
             # Host CORS overrides the origin/method/header grants the function set, as platform CORS does on
             # Azure; which response headers a page may read (Expose-Headers) stays the function's to say.

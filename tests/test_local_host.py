@@ -17,12 +17,13 @@ from shared.local_host import (
     LocalFunctionsHost,
     RouteTemplate,
     discover_functions,
+    load_local_settings,
     parse_cors_origins,
     parse_query_string,
 )
 from tests.conftest import host_environment
 from tests.support.echo_app import make_app
-from tests.support.host import LocalHostProcess
+from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import TestIssuer
 
 ALLOWED_ORIGIN = "http://localhost:5173"  # the api_host fixture's CORS, like local.settings.json.example
@@ -307,6 +308,77 @@ async def test_wildcard_cors_and_no_cors_in_process() -> None:
         # No Host.CORS: the request goes to routing, where OPTIONS is not one of echo's methods.
         assert response.status_code == 405
         assert "access-control-allow-origin" not in response.headers
+
+
+# ---------------------------------------------------------------- CORS on the MCP Registry routes (as on Azure)
+
+REGISTRY_CLIENT_ORIGINS = ("vscode-file://vscode-app", "https://github.com")
+
+
+@pytest.mark.parametrize("origin", REGISTRY_CLIENT_ORIGINS)
+async def test_a_registry_preflight_from_any_origin_gets_star(api: httpx.AsyncClient, origin: str) -> None:
+    response = await api.options("/api/v0.1/servers", headers=_preflight_headers(origin))
+    assert 200 <= response.status_code < 300
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "GET" in response.headers["access-control-allow-methods"]
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize("origin", REGISTRY_CLIENT_ORIGINS)
+async def test_a_registry_answer_to_any_origin_carries_star(api: httpx.AsyncClient, origin: str) -> None:
+    response = await api.get("/api/v0.1/servers?limit=1", headers={"Origin": origin})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize("origin", (*REGISTRY_CLIENT_ORIGINS, OTHER_ORIGIN))
+async def test_a_preflight_from_a_foreign_origin_to_the_registrations_api_is_still_refused(
+    api: httpx.AsyncClient, origin: str
+) -> None:
+    sentinel = await api.options("/api/registrations", headers=_preflight_headers(ALLOWED_ORIGIN, "POST"))
+    assert sentinel.headers["access-control-allow-origin"] == ALLOWED_ORIGIN  # the SPA's origin is let in
+
+    response = await api.options("/api/registrations", headers=_preflight_headers(origin, "POST"))
+    assert "access-control-allow-origin" not in response.headers
+    assert "access-control-allow-methods" not in response.headers
+
+
+async def test_the_local_run_and_infra_answer_registry_preflights_alike() -> None:
+    from function_app import app
+    from tests.test_infra import FUNCTION_APP, resolve, site
+
+    # Azure: platform CORS with infra's default origins, credentials off, answers every route.
+    azure_cors = site()["properties"]["siteConfig"]["cors"]
+    azure_origins = resolve(FUNCTION_APP, azure_cors["allowedOrigins"])
+    assert azure_cors["supportCredentials"] is False
+
+    def azure_allows(origin: str) -> str | None:
+        return "*" if "*" in azure_origins else (origin if origin in azure_origins else None)
+
+    # Locally: the host built from the committed example settings (Host.CORS is the SPA's allow-list).
+    example = load_local_settings(ROOT / "local.settings.json.example")["Host"]
+    assert str(example.get("CORSCredentials", "false")).lower() == "false"
+    local = LocalFunctionsHost(app, route_prefix="api", cors_origins=parse_cors_origins(example["CORS"]))
+    registry_routes = [f.template.template for f in local.functions if f.template.template.startswith("api/v0.1/")]
+    assert registry_routes  # the app serves registry routes (servers, allowlist)
+
+    async with _in_process(local) as client:
+        for route in registry_routes:
+            path = "/" + route.replace("{*rest}", "io.example/weather")
+            for origin in (*REGISTRY_CLIENT_ORIGINS, OTHER_ORIGIN, *parse_cors_origins(example["CORS"])):
+                response = await client.options(path, headers=_preflight_headers(origin))
+                assert 200 <= response.status_code < 300, (path, origin)
+                assert response.headers.get("access-control-allow-origin") == azure_allows(origin) == "*", (
+                    path,
+                    origin,
+                )
+                assert "access-control-allow-credentials" not in response.headers
+        # Elsewhere the local run is narrower than Azure's '*' (the SPA's origins only), never wider.
+        for origin in parse_cors_origins(example["CORS"]):
+            response = await client.options("/api/registrations", headers=_preflight_headers(origin, "POST"))
+            assert response.headers["access-control-allow-origin"] == origin
+            assert azure_allows(origin) is not None
 
 
 async def test_host_cors_replaces_cors_headers_set_by_a_function() -> None:
