@@ -29,14 +29,16 @@ import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 
 from shared.app_index import indexed_functions
-from shared.errors import MethodNotAllowed, NotFound
+from shared.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
+from shared.http import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the host's default request size limit
 # The anonymous MCP Registry routes (under the route prefix) answer every origin with `*`: Copilot clients
 # read them from vscode-file://, github.com and other origins of their own. On Azure, platform CORS does the
 # same with infra's allowedOrigins ['*'] (README, "CORS"); locally Host.CORS still governs every other route.
 REGISTRY_ROUTES = "v0.1/"
+# Settings only the local run reads (local.settings.json Values or the environment; the app never does).
+LOCAL_RUN_SETTINGS = ("LOCAL_HOST_BASE_URL", "LOCAL_TOKENS_FILE")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -317,6 +319,44 @@ class LocalContext(func.Context):
         return None
 
 
+async def read_body(receive: Receive, content_length: str | None, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The request body, or None as soon as it is known to be over `limit` (API.md: 413 over 64 KiB).
+
+    A declared length over the limit is refused before any of the body is read; a chunked body is refused at
+    the chunk that crosses it. Chunks are joined once at the end (appending to bytes copied the whole body
+    for every chunk).
+    """
+    if content_length is not None and content_length.strip().isdigit() and int(content_length) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def listening_base_url(scope: Scope) -> str:
+    """scheme://host:port of the socket the request came in on (the ASGI server's address)."""
+    host, port = scope.get("server") or ("127.0.0.1", 7071)
+    return f"{scope.get('scheme', 'http')}://{url_host(str(host))}:{port}"
+
+
+def url_host(host: str) -> str:
+    """A listening address as a URL host: a wildcard address becomes loopback, IPv6 gets brackets."""
+    if host in {"", "0.0.0.0"}:
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 # ---------------------------------------------------------------- the ASGI application
 
 
@@ -329,6 +369,7 @@ class LocalFunctionsHost:
         cors_origins: Iterable[str] = (),
         cors_credentials: bool = False,
         extra_routes: Mapping[str, ExtraRoute] | None = None,
+        base_url: str | None = None,
     ) -> None:
         self.functions = discover_functions(app, route_prefix)
         self.registry_path = "/" + "/".join(part for part in (route_prefix.strip("/"), REGISTRY_ROUTES) if part)
@@ -337,6 +378,10 @@ class LocalFunctionsHost:
         # Non-function paths served beside the app (the local OpenID issuer), keyed by path prefix.
         self.extra_routes = dict(extra_routes or {})
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        # The scheme://host:port of the URLs functions see (Location headers are built from it): the configured
+        # base, else the address the server listens on; never the request's Host header, which the caller
+        # chooses (on Azure the front end's host name is the site's own).
+        self.base_url = base_url.rstrip("/") if base_url else None
 
     # -- CORS (Host.CORS), applied by the host before and after the function, as on Azure
 
@@ -400,11 +445,8 @@ class LocalFunctionsHost:
         function, route_params, allowed = self.match(raw_path, method)
         if function is None:
             error = MethodNotAllowed() if allowed else NotFound("No function matches this path")
-            response_headers = {"Content-Type": "application/json; charset=utf-8"}
-            if allowed:
-                response_headers["Allow"] = ", ".join(sorted(allowed))
-            response_headers.update(self._cors_headers(origin, raw_path))
-            return error.status, response_headers, json.dumps(error.body()).encode()
+            allow = {"Allow": ", ".join(sorted(allowed))} if allowed else {}
+            return self.error_parts(error, origin, raw_path, allow)
         url = base_url + raw_path + (f"?{query}" if query else "")
         request = func.HttpRequest(
             method=method,
@@ -421,6 +463,14 @@ class LocalFunctionsHost:
             )
         response = await function.handler(**kwargs)
         return self._response_parts(response, origin, raw_path)
+
+    def error_parts(
+        self, error: ApiError, origin: str, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """An error the host itself answers, in the contract's shape, with the host's CORS headers."""
+        response_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+        response_headers.update(self._cors_headers(origin, path))
+        return error.status, response_headers, json.dumps(error.body()).encode()
 
     def _response_parts(
         self, response: func.HttpResponse, origin: str, path: str
@@ -448,32 +498,19 @@ class LocalFunctionsHost:
             return
         if scope["type"] != "http":
             return
-        body = b""
-        more = True
-        too_large = False
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > MAX_REQUEST_BODY_BYTES:
-                too_large = True
-                break
         headers = collect_headers(scope["headers"])
-        response_headers: dict[str, str]
-        if too_large:
-            status, response_headers, payload = 413, {}, b""
+        raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        body = await read_body(receive, headers.get("content-length"))
+        if body is None:
+            status, response_headers, payload = self.error_parts(PayloadTooLarge(), headers.get("origin", ""), raw_path)
         else:
-            raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
-            server = scope.get("server") or ("127.0.0.1", 7071)
-            host = headers.get("host") or f"{server[0]}:{server[1]}"
-            base_url = f"{scope.get('scheme', 'http')}://{host}"
             status, response_headers, payload = await self.handle(
                 scope["method"].upper(),
                 raw_path,
                 scope.get("query_string", b"").decode("latin-1"),
                 headers,
                 body,
-                base_url,
+                self.base_url or listening_base_url(scope),
             )
         await send(
             {
@@ -513,7 +550,9 @@ def load_app(reference: str = DEFAULT_APP) -> func.FunctionApp:
     return app
 
 
-def build_host(cors: str | None = None, app_reference: str = DEFAULT_APP) -> LocalFunctionsHost:
+def build_host(
+    cors: str | None = None, app_reference: str = DEFAULT_APP, base_url: str | None = None
+) -> LocalFunctionsHost:
     """Apply local settings to the environment, import the app and wrap it (settings are read lazily)."""
     local_settings = load_local_settings()
     apply_local_values(local_settings.get("Values", {}))
@@ -528,6 +567,7 @@ def build_host(cors: str | None = None, app_reference: str = DEFAULT_APP) -> Loc
         route_prefix=route_prefix_from_host_json(),
         cors_origins=parse_cors_origins(cors_value),
         cors_credentials=credentials,
+        base_url=base_url,
     )
     host.on_shutdown.append(db.close_pool)
     if os.environ.get("LOCAL_ISSUER_ENABLED") == "true":
@@ -564,11 +604,16 @@ def main(argv: list[str] | None = None) -> None:
     from shared.local_setup import prepare_local_environment
 
     prepare_local_environment(port=args.port)
-    host = build_host(args.cors, args.app)
+    base_url = os.environ.get("LOCAL_HOST_BASE_URL") or f"http://{url_host(args.host)}:{args.port}"
+    host = build_host(args.cors, args.app, base_url)
 
     import uvicorn
 
-    uvicorn.run(host, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")
+    # log_config=None: uvicorn adds no handler of its own, so its warnings ("Invalid HTTP request received.")
+    # reach the root logger's JSON handler like every other line of the local run.
+    uvicorn.run(
+        host, host=args.host, port=args.port, log_config=None, log_level="warning", access_log=False, lifespan="on"
+    )
 
 
 if __name__ == "__main__":

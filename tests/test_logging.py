@@ -37,8 +37,6 @@ HostFactory = Callable[..., LocalHostProcess]
 
 REQUIRED_FIELDS = {"timestamp", "level", "logger", "message"}
 REQUEST_FIELDS = {"invocation_id", "function", "method", "route", "status", "duration_ms"}
-# What the local host prints to its console before it serves (not log records).
-CONSOLE_PREFIXES = ("migrations:", "database:")
 
 
 def traceparent() -> tuple[str, str]:
@@ -47,10 +45,10 @@ def traceparent() -> tuple[str, str]:
 
 
 def log_records(host: LocalHostProcess) -> list[dict[str, Any]]:
-    """Every log line of the host as a JSON object (fails on any line that is not one)."""
+    """Every line the host wrote, as a JSON object (fails on any line that is not one)."""
     records = []
     for line in host.logs().splitlines():
-        if not line.strip() or line.startswith(CONSOLE_PREFIXES):
+        if not line.strip():
             continue
         record = json.loads(line)
         assert isinstance(record, dict), line
@@ -290,6 +288,25 @@ async def test_hostile_paths_are_answered_beside_health_and_logged_within_the_ca
         for text in (line["message"], line["route"]):
             assert len(text) <= MAX_TEXT_CHARS + len(TRUNCATED), len(text)
             assert "…[truncated " in text
+
+
+async def test_every_line_the_local_run_writes_is_json_including_the_servers_own_warnings(
+    info_host: LocalHostProcess,
+) -> None:
+    # Not HTTP at all: uvicorn answers 400 itself and logs a warning ("Invalid HTTP request received.").
+    reader, writer = await asyncio.open_connection("127.0.0.1", info_host.port)
+    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read(1024)
+    writer.close()
+    await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 400")
+
+    records = await wait_for_lines(info_host, lambda rs: any(r["logger"].startswith("uvicorn") for r in rs))
+    server_lines = [record for record in records if record["logger"].startswith("uvicorn")]
+    assert server_lines and all(record["level"] == "WARNING" for record in server_lines), server_lines
+    # The local run's own notes before it served are log records too.
+    assert any(record["logger"] == "mcp_registry.local_run" for record in records)
 
 
 async def test_a_request_without_traceparent_has_no_trace_id(info_host: LocalHostProcess) -> None:
