@@ -6,6 +6,8 @@ object, and reproduces what the host and the Python worker do around them — `h
 route templates with constraints (the Python library does not enforce them), case-insensitive literal
 segments, `local.settings.json` Values and Host CORS, query strings parsed into `params`, headers
 lower-cased with repeats joined by a comma, and `func.HttpRequest` / `func.HttpResponse` conversion.
+Where the API contract is stricter than the host, it follows the contract: bodies over 64 KiB are refused
+while reading (the host itself takes 100 MB), and URLs are built from the configured base, not `Host`.
 
 Dev-only (excluded from deployment by .funcignore). Run: `uv run python -m shared.local_host`.
 """
