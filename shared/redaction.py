@@ -18,6 +18,7 @@ password in a URL is redacted whatever precedes `://` (the scheme is not checked
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 REDACTED = "[REDACTED]"
@@ -51,6 +52,31 @@ def _runs(char_class: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(f"[{char_class}]*+", flags)
 
 
+@dataclass(frozen=True)
+class Found:
+    """What an attempt matched: [start, end) becomes [REDACTED], and the anchor search resumes at `end`."""
+
+    start: int
+    end: int
+
+
+# One attempt of a rule at an anchor: Found, or the position where the anchor search resumes.
+Attempt = Callable[[str, re.Match[str], Scan], Found | int]
+
+
+def _substitute(text: str, scan: Scan, anchor: re.Pattern[str], attempt: Attempt) -> str:
+    parts: list[str] = []
+    kept = pos = 0
+    while (found := scan.search(anchor, text, pos)) is not None:
+        outcome = attempt(text, found, scan)
+        if isinstance(outcome, int):
+            pos = outcome
+            continue
+        parts += [text[kept : outcome.start], REDACTED]
+        kept = pos = outcome.end
+    return "".join(parts) + text[kept:] if parts else text
+
+
 # ---------------------------------------------------------------- Authorization values: "Bearer <token>", Basic
 
 _SCHEME = re.compile(r"(?<!\w)(?:bearer|basic)", re.IGNORECASE)
@@ -59,28 +85,18 @@ _TOKEN = _runs(r"A-Za-z0-9\-._~+/=", re.IGNORECASE)
 _TOKEN_MIN = 8
 
 
-def _authorization_values(text: str, scan: Scan) -> str:
+def _authorization_value(text: str, anchor: re.Match[str], scan: Scan) -> Found | int:
     # Was (?i)\b(bearer|basic)(\s+|%20)[A-Za-z0-9\-._~+/=]{8,}. A failed attempt examined its separator
     # (whitespace, where no anchor starts) and fewer than 9 token characters: resuming after the separator
     # skips no anchor, and failed attempts overlap by at most 9 characters.
-    parts: list[str] = []
-    kept = pos = 0
-    while (anchor := scan.search(_SCHEME, text, pos)) is not None:
-        separator_end = scan.run(_SPACES, text, anchor.end())
-        if separator_end == anchor.end():
-            scan.steps += 3
-            if not text.startswith("%20", separator_end):
-                pos = anchor.end()
-                continue
-            separator_end += 3
-        token_end = scan.run(_TOKEN, text, separator_end)
-        if token_end - separator_end >= _TOKEN_MIN:
-            parts += [text[kept:separator_end], REDACTED]
-            kept = token_end
-            pos = token_end
-        else:
-            pos = separator_end
-    return "".join(parts) + text[kept:] if parts else text
+    separator_end = scan.run(_SPACES, text, anchor.end())
+    if separator_end == anchor.end():
+        scan.steps += 3
+        if not text.startswith("%20", separator_end):
+            return anchor.end()
+        separator_end += 3
+    token_end = scan.run(_TOKEN, text, separator_end)
+    return Found(separator_end, token_end) if token_end - separator_end >= _TOKEN_MIN else separator_end
 
 
 # ---------------------------------------------------------------- credential fields: "name: value", name=value, JSON
@@ -111,37 +127,28 @@ def _field_name_end(text: str, anchor: re.Match[str], scan: Scan) -> int | None:
 _LONGEST_NAME = len("x-ms-client-principal")
 
 
-def _credential_fields(text: str, scan: Scan) -> str:
+def _credential_field(text: str, anchor: re.Match[str], scan: Scan) -> Found | int:
     # Was (?i)(\b(?:names)\\?['"]?\s*[:=]\s*)(\\?['"]?)([^'"\\\s,;&}]+). Every optional piece and run is
     # followed by something it cannot contain, so taking each whole loses no match. A failed attempt resumes
     # a name's length before the end of its name: an anchor starting earlier inside the name (a tail of
     # letters, digits and '-') ends at the same place and fails the same way, or ends before another name
     # character, where no separator can follow; only a name reaching past the end ("…-access_token") can
     # still match. Past the name the attempt examined whitespace and single characters, where no anchor starts.
-    parts: list[str] = []
-    kept = pos = 0
-    while (anchor := scan.search(_FIELD_NAME, text, pos)) is not None:
-        name_end = _field_name_end(text, anchor, scan)
-        if name_end is None:
-            pos = anchor.end()
-            continue
-        at = scan.literal(text, name_end, "\\")
-        at = scan.literal(text, at, "'\"")
-        at = scan.run(_SPACES, text, at)
-        separator = scan.literal(text, at, ":=")
-        if separator == at:
-            pos = max(anchor.end(), name_end - _LONGEST_NAME)
-            continue
+    name_end = _field_name_end(text, anchor, scan)
+    if name_end is None:
+        return anchor.end()
+    at = scan.literal(text, name_end, "\\")
+    at = scan.literal(text, at, "'\"")
+    at = scan.run(_SPACES, text, at)
+    separator = scan.literal(text, at, ":=")
+    if separator > at:
         at = scan.run(_SPACES, text, separator)
         at = scan.literal(text, at, "\\")
         value_start = scan.literal(text, at, "'\"")
         value_end = scan.run(_FIELD_VALUE, text, value_start)
-        if value_end == value_start:
-            pos = max(anchor.end(), name_end - _LONGEST_NAME)
-            continue
-        parts += [text[kept:value_start], REDACTED]
-        kept = pos = value_end
-    return "".join(parts) + text[kept:] if parts else text
+        if value_end > value_start:
+            return Found(value_start, value_end)
+    return max(anchor.end(), name_end - _LONGEST_NAME)
 
 
 # ---------------------------------------------------------------- JWTs and base64 JSON blobs
@@ -151,41 +158,26 @@ _BASE64URL = _runs("A-Za-z0-9_-")
 _BASE64 = _runs("A-Za-z0-9+/_-")
 
 
-def _jwts(text: str, scan: Scan) -> str:
+def _jwt(text: str, anchor: re.Match[str], scan: Scan) -> Found | int:
     # Was \beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*. '.' ends each run, so runs are taken
     # whole. A failed attempt resumes at the end of the last run it examined: an anchor inside those runs
     # reaches the same ends with shorter runs and fails there too.
-    parts: list[str] = []
-    kept = pos = 0
-    while (anchor := scan.search(_JSON_START, text, pos)) is not None:
-        header_end = scan.run(_BASE64URL, text, anchor.end())
-        pos = header_end
-        if header_end - anchor.end() < 4 or scan.literal(text, header_end, ".") == header_end:
-            continue
-        payload_end = scan.run(_BASE64URL, text, header_end + 1)
-        pos = payload_end
-        if payload_end - header_end - 1 < 4 or scan.literal(text, payload_end, ".") == payload_end:
-            continue
-        signature_end = scan.run(_BASE64URL, text, payload_end + 1)
-        parts += [text[kept : anchor.start()], REDACTED]
-        kept = pos = signature_end
-    return "".join(parts) + text[kept:] if parts else text
+    header_end = scan.run(_BASE64URL, text, anchor.end())
+    if header_end - anchor.end() < 4 or scan.literal(text, header_end, ".") == header_end:
+        return header_end
+    payload_end = scan.run(_BASE64URL, text, header_end + 1)
+    if payload_end - header_end - 1 < 4 or scan.literal(text, payload_end, ".") == payload_end:
+        return payload_end
+    return Found(anchor.start(), scan.run(_BASE64URL, text, payload_end + 1))
 
 
-def _json_blobs(text: str, scan: Scan) -> str:
+def _json_blob(text: str, anchor: re.Match[str], scan: Scan) -> Found | int:
     # Was \beyJ[A-Za-z0-9+/_-]{16,}={0,2} (EasyAuth's X-MS-CLIENT-PRINCIPAL). It fails only on a short run,
     # and every anchor inside that run has a shorter one.
-    parts: list[str] = []
-    kept = pos = 0
-    while (anchor := scan.search(_JSON_START, text, pos)) is not None:
-        blob_end = scan.run(_BASE64, text, anchor.end())
-        pos = blob_end
-        if blob_end - anchor.end() < 16:
-            continue
-        blob_end = scan.literal(text, scan.literal(text, blob_end, "="), "=")
-        parts += [text[kept : anchor.start()], REDACTED]
-        kept = pos = blob_end
-    return "".join(parts) + text[kept:] if parts else text
+    blob_end = scan.run(_BASE64, text, anchor.end())
+    if blob_end - anchor.end() < 16:
+        return blob_end
+    return Found(anchor.start(), scan.literal(text, scan.literal(text, blob_end, "="), "="))
 
 
 # ---------------------------------------------------------------- passwords in URLs: scheme://user:password@host
@@ -195,26 +187,27 @@ _USER = _runs("^:/?#@\\s'\"")
 _PASSWORD = _runs("^@/?#\\s'\"")
 
 
-def _url_passwords(text: str, scan: Scan) -> str:
+def _url_password(text: str, anchor: re.Match[str], scan: Scan) -> Found | int:
     # Was \b([a-z][a-z0-9+.-]*://[^:/?#@\s'"]*:)[^@/?#\s'"]+@, quadratic on `a.a.a.…` (every '.a' was a new
     # start for the scheme run). Anchored on "://" instead: both runs stop at '/', so an attempt never
     # examines past the '/' of the next "://", and attempts overlap by at most two characters.
-    parts: list[str] = []
-    kept = pos = 0
-    while (anchor := scan.search(_AUTHORITY_START, text, pos)) is not None:
-        pos = anchor.end()
-        user_end = scan.run(_USER, text, anchor.end())
-        if scan.literal(text, user_end, ":") == user_end:
-            continue
-        password_end = scan.run(_PASSWORD, text, user_end + 1)
-        if password_end == user_end + 1 or scan.literal(text, password_end, "@") == password_end:
-            continue
-        parts += [text[kept : user_end + 1], REDACTED]
-        kept = pos = password_end
-    return "".join(parts) + text[kept:] if parts else text
+    user_end = scan.run(_USER, text, anchor.end())
+    if scan.literal(text, user_end, ":") == user_end:
+        return anchor.end()
+    password_end = scan.run(_PASSWORD, text, user_end + 1)
+    if password_end == user_end + 1 or scan.literal(text, password_end, "@") == password_end:
+        return anchor.end()
+    return Found(user_end + 1, password_end)
 
 
-_RULES = (_authorization_values, _credential_fields, _jwts, _json_blobs, _url_passwords)
+# Applied in this order, each to the previous one's output.
+_RULES: tuple[tuple[re.Pattern[str], Attempt], ...] = (
+    (_SCHEME, _authorization_value),
+    (_FIELD_NAME, _credential_field),
+    (_JSON_START, _jwt),
+    (_JSON_START, _json_blob),
+    (_AUTHORITY_START, _url_password),
+)
 
 # Every rule needs one of these (lower-cased) words to match: text without any of them (nearly every log line
 # and field) skips the rules. Profiled at 1M registrations, redaction was 14.5 % of the serving process's CPU
@@ -228,6 +221,6 @@ def redact(text: str, scan: Scan | None = None) -> str:
     if not any(hint in lowered for hint in _HINTS):
         return text
     counter = scan if scan is not None else Scan()
-    for rule in _RULES:
-        text = rule(text, counter)
+    for anchor, attempt in _RULES:
+        text = _substitute(text, counter, anchor, attempt)
     return text
