@@ -35,9 +35,10 @@ from shared.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
 from shared.http import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
-# The anonymous MCP Registry routes (under the route prefix) answer every origin with `*`: Copilot clients
-# read them from vscode-file://, github.com and other origins of their own. On Azure, platform CORS does the
-# same with infra's allowedOrigins ['*'] (README, "CORS"); locally Host.CORS still governs every other route.
+# With host CORS on, the anonymous MCP Registry routes (under the route prefix) answer every origin with `*`:
+# Copilot clients read them from vscode-file://, github.com and other origins of their own. On Azure, platform
+# CORS does the same with infra's allowedOrigins ['*'] (README, "CORS"); locally Host.CORS still governs every
+# other route. Without host CORS the functions' own headers stand (the registry's are `*` too).
 REGISTRY_ROUTES = "v0.1/"
 # Settings only the local run reads (local.settings.json Values or the environment; the app never does).
 LOCAL_RUN_SETTINGS = ("LOCAL_HOST_BASE_URL", "LOCAL_TOKENS_FILE")
@@ -398,7 +399,7 @@ class LocalFunctionsHost:
         return path.lower().startswith(self.registry_path)
 
     def _cors_headers(self, origin: str, path: str) -> dict[str, str]:
-        if origin and self.is_registry_path(path):
+        if origin and self.cors_origins and self.is_registry_path(path):
             return {"Access-Control-Allow-Origin": "*"}
         allowed = self._allowed_origin(origin)
         if allowed is None:
@@ -442,7 +443,7 @@ class LocalFunctionsHost:
                 return await extra(raw_path)
         origin = headers.get("origin", "")
         preflight = method == "OPTIONS" and origin and "access-control-request-method" in headers
-        if preflight and (self.cors_origins or self.is_registry_path(raw_path)):
+        if self.cors_origins and preflight:
             return self._preflight(headers, raw_path)
         function, route_params, allowed = self.match(raw_path, method)
         if function is None:
