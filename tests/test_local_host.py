@@ -4,8 +4,11 @@ the routing table itself."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -13,17 +16,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.http import MAX_BODY_BYTES
 from shared.local_host import (
     LocalFunctionsHost,
     RouteTemplate,
     discover_functions,
+    load_local_settings,
     parse_cors_origins,
     parse_query_string,
 )
 from tests.conftest import host_environment
 from tests.support.echo_app import make_app
-from tests.support.host import LocalHostProcess
-from tests.support.issuer import TestIssuer
+from tests.support.host import ROOT, LocalHostProcess
+from tests.support.issuer import TestIssuer, bearer
+from tests.support.registrations import registration_body
 
 ALLOWED_ORIGIN = "http://localhost:5173"  # the api_host fixture's CORS, like local.settings.json.example
 OTHER_ORIGIN = "https://evil.example"
@@ -209,9 +215,9 @@ async def test_the_function_gets_an_invocation_context(echo: httpx.AsyncClient) 
         bytes(range(256)) * 4,
         b'{"name": "caf\xc3\xa9", "nul": "\\u0000"}\r\n\r\n',
         b"\xff\xfe\x00not utf-8\x80",
-        os.urandom(1024 * 1024 + 17),
+        os.urandom(MAX_BODY_BYTES),
     ],
-    ids=["empty", "every-byte", "json-crlf", "invalid-utf8", "1MiB-random"],
+    ids=["empty", "every-byte", "json-crlf", "invalid-utf8", "64KiB-random"],
 )
 async def test_request_body_reaches_the_function_byte_for_byte(echo: httpx.AsyncClient, body: bytes) -> None:
     described = await echo.post("/api/echo", content=body, headers={"Content-Type": "application/octet-stream"})
@@ -231,6 +237,93 @@ async def test_chunked_request_body_is_reassembled(echo: httpx.AsyncClient) -> N
 
     response = await echo.post("/api/echo/raw", content=stream())
     assert response.content == b"".join(parts)
+
+
+# ---------------------------------------------------------------- the body limit (API.md: 413 over 64 KiB)
+
+
+def assert_payload_too_large(status_line: bytes, body: bytes) -> None:
+    assert status_line.startswith(b"HTTP/1.1 413"), status_line
+    assert json.loads(body)["error_code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_a_body_over_64_kib_is_refused_with_413_in_the_contracts_shape(echo: httpx.AsyncClient) -> None:
+    at_limit = await echo.post("/api/echo/raw", content=b"x" * MAX_BODY_BYTES)
+    assert at_limit.status_code == 200 and len(at_limit.content) == MAX_BODY_BYTES
+
+    response = await echo.post("/api/echo/raw", content=b"x" * (MAX_BODY_BYTES + 1))
+
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def _raw_exchange(host: LocalHostProcess, head: bytes, body_parts: list[bytes]) -> tuple[bytes, bytes]:
+    """Send a request head and some body (never the rest), then read the answer: (status line, body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", host.port)
+    try:
+        writer.write(head)
+        for part in body_parts:
+            writer.write(part)
+            await writer.drain()
+        status_line = await reader.readline()
+        headers = await reader.readuntil(b"\r\n\r\n")
+        declared = re.search(rb"(?im)^content-length:\s*(\d+)", headers)
+        if declared is not None:
+            return status_line, await reader.readexactly(int(declared.group(1)))
+        body = b""  # chunked
+        while size := int((await reader.readline()).strip(), 16):
+            body += await reader.readexactly(size)
+            await reader.readline()
+        return status_line, body
+    finally:
+        writer.close()
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(echo_host: LocalHostProcess) -> None:
+    head = b"POST /api/echo/raw HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n"
+
+    # 1 KiB of a declared 100 MiB: the answer comes although the rest never does (nothing was waited for).
+    status_line, body = await asyncio.wait_for(_raw_exchange(echo_host, head, [b"x" * 1024]), timeout=30)
+
+    assert_payload_too_large(status_line, body)
+
+
+async def test_a_chunked_body_is_refused_at_the_chunk_that_crosses_the_limit(echo_host: LocalHostProcess) -> None:
+    head = b"POST /api/echo/raw HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"%x\r\n" % (16 * 1024) + b"x" * (16 * 1024) + b"\r\n"
+
+    # Five 16 KiB chunks and no final chunk: the body has not ended when the 413 comes.
+    status_line, body = await asyncio.wait_for(_raw_exchange(echo_host, head, [chunk] * 5), timeout=30)
+
+    assert_payload_too_large(status_line, body)
+
+
+# ---------------------------------------------------------------- Location: the configured base, not Host
+
+
+async def test_location_is_built_from_the_address_the_host_listens_on_not_the_host_header(
+    api_host: LocalHostProcess, api: httpx.AsyncClient, user_token: Callable[..., str]
+) -> None:
+    headers = {**bearer(user_token()), "Host": "evil.example.net"}
+
+    response = await api.post("/api/registrations", json=registration_body(), headers=headers)
+
+    assert response.status_code == 201, response.text
+    registration_id = response.json()["registration_id"]
+    assert response.headers["Location"] == f"{api_host.base_url}/api/registrations/{registration_id}"
+
+
+async def test_location_is_built_from_local_host_base_url_when_set(
+    start_host: Callable[..., LocalHostProcess], user_token: Callable[..., str]
+) -> None:
+    host = start_host(LOCAL_HOST_BASE_URL="https://registry.example.test/")
+    async with host.client() as client:
+        headers = {**bearer(user_token()), "Host": "evil.example.net"}
+        response = await client.post("/api/registrations", json=registration_body(), headers=headers)
+
+    assert response.status_code == 201, response.text
+    registration_id = response.json()["registration_id"]
+    assert response.headers["Location"] == f"https://registry.example.test/api/registrations/{registration_id}"
 
 
 # ---------------------------------------------------------------- the real app over real HTTP
@@ -307,6 +400,77 @@ async def test_wildcard_cors_and_no_cors_in_process() -> None:
         # No Host.CORS: the request goes to routing, where OPTIONS is not one of echo's methods.
         assert response.status_code == 405
         assert "access-control-allow-origin" not in response.headers
+
+
+# ---------------------------------------------------------------- CORS on the MCP Registry routes (as on Azure)
+
+REGISTRY_CLIENT_ORIGINS = ("vscode-file://vscode-app", "https://github.com")
+
+
+@pytest.mark.parametrize("origin", REGISTRY_CLIENT_ORIGINS)
+async def test_a_registry_preflight_from_any_origin_gets_star(api: httpx.AsyncClient, origin: str) -> None:
+    response = await api.options("/api/v0.1/servers", headers=_preflight_headers(origin))
+    assert 200 <= response.status_code < 300
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "GET" in response.headers["access-control-allow-methods"]
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize("origin", REGISTRY_CLIENT_ORIGINS)
+async def test_a_registry_answer_to_any_origin_carries_star(api: httpx.AsyncClient, origin: str) -> None:
+    response = await api.get("/api/v0.1/servers?limit=1", headers={"Origin": origin})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize("origin", (*REGISTRY_CLIENT_ORIGINS, OTHER_ORIGIN))
+async def test_a_preflight_from_a_foreign_origin_to_the_registrations_api_is_still_refused(
+    api: httpx.AsyncClient, origin: str
+) -> None:
+    sentinel = await api.options("/api/registrations", headers=_preflight_headers(ALLOWED_ORIGIN, "POST"))
+    assert sentinel.headers["access-control-allow-origin"] == ALLOWED_ORIGIN  # the SPA's origin is let in
+
+    response = await api.options("/api/registrations", headers=_preflight_headers(origin, "POST"))
+    assert "access-control-allow-origin" not in response.headers
+    assert "access-control-allow-methods" not in response.headers
+
+
+async def test_the_local_run_and_infra_answer_registry_preflights_alike() -> None:
+    from function_app import app
+    from tests.test_infra import FUNCTION_APP, resolve, site
+
+    # Azure: platform CORS with infra's default origins, credentials off, answers every route.
+    azure_cors = site()["properties"]["siteConfig"]["cors"]
+    azure_origins = resolve(FUNCTION_APP, azure_cors["allowedOrigins"])
+    assert azure_cors["supportCredentials"] is False
+
+    def azure_allows(origin: str) -> str | None:
+        return "*" if "*" in azure_origins else (origin if origin in azure_origins else None)
+
+    # Locally: the host built from the committed example settings (Host.CORS is the SPA's allow-list).
+    example = load_local_settings(ROOT / "local.settings.json.example")["Host"]
+    assert str(example.get("CORSCredentials", "false")).lower() == "false"
+    local = LocalFunctionsHost(app, route_prefix="api", cors_origins=parse_cors_origins(example["CORS"]))
+    registry_routes = [f.template.template for f in local.functions if f.template.template.startswith("api/v0.1/")]
+    assert registry_routes  # the app serves registry routes (servers, allowlist)
+
+    async with _in_process(local) as client:
+        for route in registry_routes:
+            path = "/" + route.replace("{*rest}", "io.example/weather")
+            for origin in (*REGISTRY_CLIENT_ORIGINS, OTHER_ORIGIN, *parse_cors_origins(example["CORS"])):
+                response = await client.options(path, headers=_preflight_headers(origin))
+                assert 200 <= response.status_code < 300, (path, origin)
+                assert response.headers.get("access-control-allow-origin") == azure_allows(origin) == "*", (
+                    path,
+                    origin,
+                )
+                assert "access-control-allow-credentials" not in response.headers
+        # Elsewhere the local run is narrower than Azure's '*' (the SPA's origins only), never wider.
+        for origin in parse_cors_origins(example["CORS"]):
+            response = await client.options("/api/registrations", headers=_preflight_headers(origin, "POST"))
+            assert response.headers["access-control-allow-origin"] == origin
+            assert azure_allows(origin) is not None
 
 
 async def test_host_cors_replaces_cors_headers_set_by_a_function() -> None:

@@ -1,5 +1,5 @@
-"""The local run without a tenant: the host serves its own OpenID issuer on loopback, prints a user and an
-admin token, and accepts tokens minted by `python -m shared.local_issuer` through the same validation path
+"""The local run without a tenant: the host serves its own OpenID issuer on loopback, writes a user and an
+admin token to its tokens file (never to the log), and accepts tokens minted by `python -m shared.local_issuer` through the same validation path
 as Entra tokens. An issuer override that is not loopback is refused, naming the setting.
 
 The host here gets no ENTRA_* settings at all (tests/support/host.py strips them from the inherited
@@ -62,8 +62,10 @@ def new_email() -> str:
 
 @pytest.fixture(scope="module")
 def local_run(database_url: str, log_dir: Path) -> Iterator[LocalHostProcess]:
-    """`python -m shared.local_host` with a database and nothing else: no tenant, no issuer override."""
-    host = LocalHostProcess({"DATABASE_URL": database_url, "DB_SSL": "disable"}, log_path=log_dir / "local-run.log")
+    """`python -m shared.local_host` with a database and nothing else: no tenant, no issuer override (its
+    tokens file is this session's, so concurrent sessions do not overwrite each other's)."""
+    env = {"DATABASE_URL": database_url, "DB_SSL": "disable", "LOCAL_TOKENS_FILE": str(log_dir / "tokens.env")}
+    host = LocalHostProcess(env, log_path=log_dir / "local-run.log")
     yield host
     host.stop()
 
@@ -74,9 +76,10 @@ async def local_api(local_run: LocalHostProcess) -> AsyncIterator[httpx.AsyncCli
         yield client
 
 
-def printed_token(host: LocalHostProcess, name: str) -> str:
-    found = re.search(rf"^{name}=(\S+)$", host.logs(), re.MULTILINE)
-    assert found is not None, f"{name} not printed by the local run"
+def written_token(host: LocalHostProcess, name: str) -> str:
+    tokens_file = host.log_path.parent / "tokens.env"
+    found = re.search(rf"^{name}=(\S+)$", tokens_file.read_text(encoding="utf-8"), re.MULTILINE)
+    assert found is not None, f"{name} not written by the local run"
     return found.group(1)
 
 
@@ -95,10 +98,20 @@ async def test_local_run_serves_its_issuer_documents_on_loopback(
     assert all("d" not in key for key in keys)  # public material only
 
 
-async def test_local_run_prints_a_user_token_it_accepts(
+def test_local_run_keeps_its_tokens_out_of_the_log_in_an_owner_only_file(local_run: LocalHostProcess) -> None:
+    tokens_file = local_run.log_path.parent / "tokens.env"
+    tokens = [written_token(local_run, name) for name in ("USER_TOKEN", "ADMIN_TOKEN")]
+    logs = local_run.logs()
+
+    assert tokens_file.stat().st_mode & 0o077 == 0
+    assert str(tokens_file) in logs  # the log says where they are
+    assert not any(token in logs or token.split(".")[2] in logs for token in tokens)
+
+
+async def test_local_run_writes_a_user_token_it_accepts(
     local_run: LocalHostProcess, local_api: httpx.AsyncClient
 ) -> None:
-    token = printed_token(local_run, "USER_TOKEN")
+    token = written_token(local_run, "USER_TOKEN")
 
     me = await local_api.get("/api/users/me", headers=bearer(token))
     audit = await local_api.get("/api/audit-logs", headers=bearer(token))
@@ -108,10 +121,10 @@ async def test_local_run_prints_a_user_token_it_accepts(
     assert audit.status_code == 403
 
 
-async def test_local_run_prints_an_admin_token_it_accepts(
+async def test_local_run_writes_an_admin_token_it_accepts(
     local_run: LocalHostProcess, local_api: httpx.AsyncClient
 ) -> None:
-    token = printed_token(local_run, "ADMIN_TOKEN")
+    token = written_token(local_run, "ADMIN_TOKEN")
 
     me = await local_api.get("/api/users/me", headers=bearer(token))
     audit = await local_api.get("/api/audit-logs", headers=bearer(token))

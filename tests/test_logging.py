@@ -9,6 +9,8 @@ import base64
 import json
 import logging
 import os
+import random
+import re
 import secrets
 import subprocess
 import sys
@@ -23,7 +25,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.logs import REDACTED, RequestContextFilter, json_formatter, redact, request_fields
+from shared import logs
+from shared.logs import MAX_TEXT_CHARS, MAX_TRACE_CHARS, TRUNCATED, RequestContextFilter, json_formatter, request_fields
+from shared.redaction import REDACTED, redact
 from tests.conftest import create_migrated_database, drop_database
 from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import TENANT_ID, TestIssuer, bearer
@@ -33,8 +37,6 @@ HostFactory = Callable[..., LocalHostProcess]
 
 REQUIRED_FIELDS = {"timestamp", "level", "logger", "message"}
 REQUEST_FIELDS = {"invocation_id", "function", "method", "route", "status", "duration_ms"}
-# What the local host prints to its console before it serves (not log records).
-CONSOLE_PREFIXES = ("migrations:", "database:")
 
 
 def traceparent() -> tuple[str, str]:
@@ -43,10 +45,10 @@ def traceparent() -> tuple[str, str]:
 
 
 def log_records(host: LocalHostProcess) -> list[dict[str, Any]]:
-    """Every log line of the host as a JSON object (fails on any line that is not one)."""
+    """Every line the host wrote, as a JSON object (fails on any line that is not one)."""
     records = []
     for line in host.logs().splitlines():
-        if not line.strip() or line.startswith(CONSOLE_PREFIXES):
+        if not line.strip():
             continue
         record = json.loads(line)
         assert isinstance(record, dict), line
@@ -136,6 +138,71 @@ def test_the_filter_redacts_arguments_fields_and_exception_text_and_adds_request
     assert "ValueError" in parsed["exc_info"]
 
 
+def _record(message: str, *args: Any, **extra: Any) -> logging.LogRecord:
+    return logging.getLogger("mcp_registry.test_logging").makeRecord(
+        "mcp_registry.test_logging", logging.INFO, __file__, 1, message, args, exc_info=None, extra=extra
+    )
+
+
+HOSTILE_PATH = "/api/v0.1/servers/x://" + "a." * 8 * 1024 + "!"
+
+
+def test_a_long_message_and_field_are_cut_to_the_cap_with_a_marker() -> None:
+    record = _record("GET %s 404", HOSTILE_PATH, route=HOSTILE_PATH)
+    RequestContextFilter().filter(record)
+    parsed = json.loads(json_formatter().format(record))
+
+    for text in (parsed["message"], parsed["route"]):
+        assert len(text) <= MAX_TEXT_CHARS + len(TRUNCATED)
+        assert re.search(r"…\[truncated \d+ chars\]$", text), text[-40:]
+    assert parsed["route"].startswith("/api/v0.1/servers/x://")
+
+
+def test_a_secret_cut_by_the_cap_is_dropped_not_left_half_visible() -> None:
+    for secret_text in ("password=Sup3r-Secret-Value", "postgresql://app:Sup3r-Secret-Value@db/registry"):
+        message = "x" * (MAX_TEXT_CHARS - 12) + " " + secret_text
+        record = _record("%s", message)
+        RequestContextFilter().filter(record)
+        line = json_formatter().format(record)
+        assert "Sup3r" not in line and "truncated" in line
+
+
+def test_a_long_traceback_keeps_its_tail_redacted() -> None:
+    try:
+        raise ValueError("x" * 40_000 + " password=Sup3r-Secret")
+    except ValueError:
+        record = logging.getLogger("mcp_registry.test_logging").makeRecord(
+            "mcp_registry.test_logging", logging.ERROR, __file__, 1, "failed", (), exc_info=sys.exc_info()
+        )
+    RequestContextFilter().filter(record)
+    exc_info = json.loads(json_formatter().format(record))["exc_info"]
+
+    assert exc_info.startswith("…[truncated") and len(exc_info) <= MAX_TRACE_CHARS + len(TRUNCATED) + 1
+    assert exc_info.rstrip().endswith(f"password={REDACTED}")
+
+
+def test_a_record_is_redacted_once_however_many_handlers_format_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counting_redact(text: str) -> str:
+        calls.append(text)
+        return redact(text)
+
+    monkeypatch.setattr(logs, "redact", counting_redact)
+    token = request_fields.set({"invocation_id": "inv-1", "route": HOSTILE_PATH})
+    try:
+        record = _record("GET %s 404", HOSTILE_PATH, status=404)
+        for _ in range(3):  # the local stdout handler, the Azure Monitor handler, a worker's handler
+            RequestContextFilter().filter(record)
+            json_formatter().format(record)
+            logs.HostForwardingFormatter(None).format(record)
+    finally:
+        request_fields.reset(token)
+    # The message and the two string fields, once each; the rendered lines are not redacted again.
+    assert len(calls) == 3
+    assert sorted(text[:8] for text in calls) == ["/api/v0.", "GET /api", "inv-1"]
+
+
 # ---------------------------------------------------------------- over real HTTP
 
 
@@ -188,6 +255,58 @@ async def test_each_request_writes_exactly_one_structured_access_line(
     # Records logged while serving a request carry its fields (the 401's "token rejected" line here).
     rejected = [r for r in records if r["message"].startswith("token rejected")]
     assert rejected and all(r.get("trace_id") == trace_ids[-1] and r["route"] == "/api/users/me" for r in rejected)
+
+
+def hostile_paths() -> list[str]:
+    """The issue's repro (8 and 16 KB) and a generated family of paths built to make redaction rescan."""
+    generator = random.Random(14)
+    units = ("a.", "eyJ-", "x-ms-token-", "bearer%20", "://a", "password%3A", "eyJaaaa.")
+    family = [
+        "/api/v0.1/servers/" + "".join(generator.choice(units) for _ in range(generator.randint(800, 2000))) + "!"
+        for _ in range(8)
+    ]
+    return ["/api/v0.1/servers/x://" + "a." * size + "!" for size in (4 * 1024, 8 * 1024)] + family
+
+
+async def test_hostile_paths_are_answered_beside_health_and_logged_within_the_cap(
+    info_host: LocalHostProcess,
+) -> None:
+    paths = hostile_paths()
+    async with info_host.client() as client:
+        # All at once, health among them: under the former quadratic redaction these ten cost the worker's
+        # event loop over a minute of CPU (1.5 s per 8 KB path), longer than this client waits.
+        hostile = [asyncio.create_task(client.get(path)) for path in paths]
+        health = await client.get("/api/health")
+        answers = await asyncio.gather(*hostile)
+    assert health.status_code == 200
+    assert {response.status_code for response in answers} <= {400, 404}, [r.status_code for r in answers]
+
+    records = await wait_for_lines(info_host, lambda rs: len(access_lines(rs)) >= len(paths) + 1)
+    hostile_lines = [line for line in access_lines(records) if line["route"].startswith("/api/v0.1/servers/")]
+    assert len(hostile_lines) == len(paths)
+    for line in hostile_lines:
+        for text in (line["message"], line["route"]):
+            assert len(text) <= MAX_TEXT_CHARS + len(TRUNCATED), len(text)
+            assert "…[truncated " in text
+
+
+async def test_every_line_the_local_run_writes_is_json_including_the_servers_own_warnings(
+    info_host: LocalHostProcess,
+) -> None:
+    # Not HTTP at all: uvicorn answers 400 itself and logs a warning ("Invalid HTTP request received.").
+    reader, writer = await asyncio.open_connection("127.0.0.1", info_host.port)
+    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read(1024)
+    writer.close()
+    await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 400")
+
+    records = await wait_for_lines(info_host, lambda rs: any(r["logger"].startswith("uvicorn") for r in rs))
+    server_lines = [record for record in records if record["logger"].startswith("uvicorn")]
+    assert server_lines and all(record["level"] == "WARNING" for record in server_lines), server_lines
+    # The local run's own notes before it served are log records too.
+    assert any(record["logger"] == "mcp_registry.local_run" for record in records)
 
 
 async def test_a_request_without_traceparent_has_no_trace_id(info_host: LocalHostProcess) -> None:

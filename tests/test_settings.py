@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.db import pool_options, ssl_context_for
+from shared.local_host import LOCAL_RUN_SETTINGS
 from shared.settings import (
     AppSettings,
     AuthSettings,
@@ -245,7 +246,7 @@ def test_the_example_local_settings_list_every_contract_setting_and_nothing_unkn
     example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))
     values = set(example["Values"])
     assert CONTRACT_SETTINGS <= values, sorted(CONTRACT_SETTINGS - values)
-    host_settings = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"}
+    host_settings = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", *LOCAL_RUN_SETTINGS}
     assert values - host_settings <= setting_names(), sorted(values - host_settings - setting_names())
 
 
