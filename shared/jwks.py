@@ -112,7 +112,7 @@ class SigningKeyCache:
         self._keys: dict[str, SigningKey] = {}
         self._fetched_at: float | None = None
         self._last_attempt_at: float | None = None
-        self._inflight: asyncio.Future[None] | None = None
+        self._inflight: asyncio.Task[None] | None = None
         self._inflight_loop: asyncio.AbstractEventLoop | None = None
         self.fetch_count = 0
         self._background: asyncio.Task[None] | None = None
@@ -150,28 +150,30 @@ class SigningKeyCache:
             pass
 
     async def _refresh(self) -> None:
-        """One fetch at a time; concurrent callers wait for the same one."""
+        """One fetch at a time; concurrent callers wait for the same one.
+
+        The fetch runs as its own task and every caller, the first included, waits on it through a shield: a
+        caller that is cancelled (its request timed out, its client went away) leaves the fetch running for
+        the others. (It was awaited inline; a cancelled first caller left the shared result unresolved and
+        every later request on the worker waited on it forever.)
+        """
         loop = asyncio.get_running_loop()
-        if self._inflight is not None and self._inflight_loop is loop and not self._inflight.done():
-            await asyncio.shield(self._inflight)
-            if not self._keys:
-                raise SigningKeysUnavailable()
-            return
-        future: asyncio.Future[None] = loop.create_future()
-        self._inflight, self._inflight_loop = future, loop
+        if self._inflight is None or self._inflight_loop is not loop or self._inflight.done():
+            self._inflight, self._inflight_loop = loop.create_task(self._fetch()), loop
+        await asyncio.shield(self._inflight)
+        if not self._keys:
+            raise SigningKeysUnavailable()
+
+    async def _fetch(self) -> None:
         self._last_attempt_at = time.monotonic()
+        self.fetch_count += 1
         try:
-            self.fetch_count += 1
             keys = await asyncio.to_thread(fetch_signing_keys, self.openid_config_url, self.timeout_s)
         except Exception as exc:
             logger.warning("signing key refresh failed (%s); keeping %d cached key(s)", type(exc).__name__, len(self._keys))
-            future.set_result(None)
-            if not self._keys:
-                raise SigningKeysUnavailable() from exc
             return
         self._keys = keys
         self._fetched_at = time.monotonic()
-        future.set_result(None)
         logger.info("signing keys refreshed: %d key(s)", len(keys))
 
 

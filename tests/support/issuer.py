@@ -28,6 +28,10 @@ class TestIssuer:
         self.jwks_fetches = 0
         self.config_fetches = 0
         self.down = False
+        # A JWKS request waits while `release` is clear; `keys_requested` tells a test one has arrived.
+        self.release = threading.Event()
+        self.release.set()
+        self.keys_requested = threading.Event()
         self._lock = threading.Lock()
         issuer = self
 
@@ -46,6 +50,8 @@ class TestIssuer:
                 if self.path.endswith("openid-configuration"):
                     body = openid_configuration(issuer.base_url, TENANT_ID)
                 elif self.path.endswith("/keys"):
+                    issuer.keys_requested.set()
+                    issuer.release.wait(timeout=30)
                     body = issuer.jwks()
                 else:
                     self.send_response(404)
