@@ -644,11 +644,24 @@ class ServerJsonDocument(BaseModel):
     remotes: list[dict[str, Any]] = Field(min_length=1, max_length=1)
 
 
+class RegistrationPreview(BaseModel):
+    """What a `server.json` would register, as stored (the URL in its canonical form)."""
+
+    endpoint_url: str
+    endpoint_name: str
+    description: str | None
+    owner_contact: str
+    available_tools: list[Tool]
+    server_name: str
+    version: str
+    transport: Transport
+
+
 class ServerJsonCheck(BaseModel):
     """A `server.json` that passes: what publishing it would register."""
 
     valid: Literal[True]
-    registration: RegistrationCreate
+    registration: RegistrationPreview
 
 
 class AllowedMcpServer(BaseModel):

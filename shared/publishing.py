@@ -21,7 +21,7 @@ from shared import db
 from shared.auth import Caller
 from shared.errors import DuplicateEndpoint, DuplicateServerName, InvalidStateTransition, ValidationFailed
 from shared.http import field_errors_of, json_response
-from shared.models import RegistrationCreate, RegistrationUpdate, ServerJsonCheck
+from shared.models import RegistrationCreate, RegistrationPreview, RegistrationUpdate, ServerJsonCheck
 from shared.registrations import create_registration, update_registration
 from shared.settings import get_registry_settings
 
@@ -110,7 +110,8 @@ def _in_file_terms(field: str, fields: dict[str, tuple[str, Any]]) -> str:
 
 def validate_response(document: dict[str, Any], caller: Caller) -> func.HttpResponse:
     """What publishing this file would register, or 422 saying what is wrong; writes nothing."""
-    return json_response(ServerJsonCheck(valid=True, registration=registration_of(document, caller)))
+    preview = RegistrationPreview.model_validate(registration_of(document, caller).model_dump())
+    return json_response(ServerJsonCheck(valid=True, registration=preview))
 
 
 async def publish(document: dict[str, Any], caller: Caller, base_url: str) -> func.HttpResponse:
