@@ -644,17 +644,9 @@ class ServerJsonDocument(BaseModel):
     remotes: list[dict[str, Any]] = Field(min_length=1, max_length=1)
 
 
-class RegistrationPreview(BaseModel):
-    """What a `server.json` would register, as stored (the URL in its canonical form)."""
-
-    endpoint_url: str
-    endpoint_name: str
-    description: str | None
-    owner_contact: str
-    available_tools: list[Tool]
-    server_name: str
-    version: str
-    transport: Transport
+class RegistrationPreview(RegistrationCreate):
+    """What a `server.json` would register, as stored (the URL in its canonical form). Its own name in the
+    OpenAPI document: a response, where RegistrationCreate is a request body."""
 
 
 class ServerJsonCheck(BaseModel):
