@@ -41,32 +41,18 @@ FRONTEND_PAGE = b"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>frontend</title></head>
 <body><p>MCP Registry frontend (test)</p>
 <script>
-window.callApi = async (base, method, path, token, body) => {
+// asFrontend: as the existing frontend's API client, every call (GETs included) carries both headers.
+window.callApi = async (base, method, path, token, body, asFrontend = false) => {
   const headers = {};
   if (token) headers["Authorization"] = "Bearer " + token;
+  if (body !== null || asFrontend) headers["Content-Type"] = "application/json";
   const init = {method, headers, mode: "cors"};
-  if (body !== null) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
+  if (body !== null) init.body = JSON.stringify(body);
   try {
     const response = await fetch(base + path, init);
     const text = await response.text();
     return {ok: true, status: response.status, body: text ? JSON.parse(text) : null,
             etag: response.headers.get("ETag")};
-  } catch (error) {
-    return {ok: false, error: String(error)};
-  }
-};
-// The existing frontend's API client: every call, GETs included, carries both headers.
-window.callLikeTheFrontend = async (base, method, path, token, body) => {
-  const init = {method, mode: "cors",
-                headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"}};
-  if (body !== null) init.body = JSON.stringify(body);
-  try {
-    const response = await fetch(base + path, init);
-    const text = await response.text();
-    return {ok: true, status: response.status, body: text ? JSON.parse(text) : null};
   } catch (error) {
     return {ok: false, error: String(error)};
   }
@@ -156,7 +142,7 @@ async def call_api(page: Page, base: str, method: str, path: str, token: str | N
 
 async def call_like_the_frontend(page: Page, base: str, method: str, path: str, token: str, body: Any = None) -> Any:
     result = await page.evaluate(
-        "([base, method, path, token, body]) => window.callLikeTheFrontend(base, method, path, token, body)",
+        "([base, method, path, token, body]) => window.callApi(base, method, path, token, body, true)",
         [base, method, path, token, body],
     )
     assert result["ok"], (method, path, result)
