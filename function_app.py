@@ -9,7 +9,7 @@ import os
 
 import azure.functions as func
 
-from shared import audit, openapi, publishing, registrations
+from shared import audit, openapi, publishing, registrations, verification
 from shared.auth import Caller, admin_only, authenticated
 from shared.health import health_response
 from shared.http import (
@@ -34,8 +34,10 @@ from shared.models import (
     RegistrationUpdate,
     StatusChange,
 )
+from shared.settings import probe_schedule
 from shared.telemetry import configure_telemetry
 from shared.users import get_user_response, sign_in_response
+from shared.verification_models import ToolSetApproval
 
 # Once per worker process, before any request: JSON logs (under the Functions worker: its handler with our
 # formatter, see shared/logs.py), then Azure Monitor only if a connection string is set (shared/telemetry.py).
@@ -129,6 +131,27 @@ async def change_registration_lifecycle(req: func.HttpRequest, caller: Caller) -
     return await registrations.change_lifecycle(
         route_uuid(req, "registration_id"), parse_json_body(req, LifecycleChange), caller
     )
+
+
+@app.route(route="registrations/{registration_id:guid}/verification", methods=["POST"])
+@admin_only
+async def verify_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await verification.verify_registration_response(route_uuid(req, "registration_id"), caller)
+
+
+@app.route(route="registrations/{registration_id:guid}/verification/approve-tools", methods=["POST"])
+@admin_only
+async def approve_registration_tools(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await verification.approve_tools_response(
+        route_uuid(req, "registration_id"), parse_json_body(req, ToolSetApproval), caller
+    )
+
+
+# Re-probes Approved registrations (PROBE_SCHEDULE, NCRONTAB in UTC; read when the app is indexed, as the
+# host reads a schedule). Not on startup: a scale-out or restart must not start an extra round of probes.
+@app.timer_trigger(schedule=probe_schedule(), arg_name="timer", run_on_startup=False, use_monitor=True)
+async def probe_approved_servers(timer: func.TimerRequest) -> None:
+    await verification.run_scheduled_probes()
 
 
 @app.route(route="registrations/{registration_id:guid}", methods=["DELETE"])

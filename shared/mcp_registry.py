@@ -41,9 +41,16 @@ from shared.models import (
     McpServerLookupQuery,
     McpServerResponse,
     McpServersQuery,
+    McpVerification,
 )
 from shared.registrations import escape_like
 from shared.settings import RegistrySettings, get_registry_settings
+from shared.verification import (
+    REGISTRY_VERIFICATION_COLUMN,
+    REGISTRY_VERIFICATION_FILTER,
+    SERVED_CONDITION,
+    VERIFICATION_GENERATION,
+)
 
 SERVER_SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
 OFFICIAL_META_KEY = "io.modelcontextprotocol.registry/official"
@@ -60,30 +67,32 @@ CORS_HEADERS = {
 CACHE_FOUND = "public, max-age=60, stale-while-revalidate=300"
 CACHE_MISSING = "no-cache"
 
-# What is served, from an approved registration or from the tombstone of a removed one (same columns).
-LIVE_SERVERS = """
+# What is served, from an approved registration (unless suspended for drift, shared/verification.py) or from the
+# tombstone of a removed one (same columns).
+LIVE_SERVERS = f"""
 SELECT r.server_name, r.endpoint_name, r.description, r.endpoint_url, r.transport, r.version, r.owner_contact,
        r.available_tools, r.approved_at AS published_at, r.updated_at, r.lifecycle AS status, r.status_message,
-       r.status_changed_at
-  FROM registrations r WHERE r.status = 'Approved'
+       r.status_changed_at, {REGISTRY_VERIFICATION_COLUMN}
+  FROM registrations r WHERE r.status = 'Approved' AND {SERVED_CONDITION}
 """
 REMOVED_SERVERS = """
 SELECT r.server_name, r.endpoint_name, r.description, r.endpoint_url, r.transport, r.version, NULL::text,
-       r.available_tools, r.published_at, r.updated_at, 'deleted', NULL::text, r.deleted_at
+       r.available_tools, r.published_at, r.updated_at, 'deleted', NULL::text, r.deleted_at, NULL::jsonb
   FROM registry_tombstones r WHERE true
 """
 # The change generation of everything served: a change to a served server bumps its updated_at, a removal writes
 # a tombstone, so the newest of both moves with every change (two index probes).
-GENERATION_SQL = """
+GENERATION_SQL = f"""
 SELECT greatest(
     (SELECT max(updated_at) FROM registrations WHERE status = 'Approved' AND updated_at < $1),
-    (SELECT max(updated_at) FROM registry_tombstones WHERE updated_at < $1)
+    (SELECT max(updated_at) FROM registry_tombstones WHERE updated_at < $1),
+    {VERIFICATION_GENERATION}
 )
 """
 HORIZON_SQL = "SELECT registry_sync_horizon()"
-SELECT_ALLOWED_URLS_SQL = """
-SELECT endpoint_url FROM registrations
- WHERE status = 'Approved' AND ($1 OR lifecycle <> 'deprecated')
+SELECT_ALLOWED_URLS_SQL = f"""
+SELECT endpoint_url FROM registrations r
+ WHERE status = 'Approved' AND ($1 OR lifecycle <> 'deprecated') AND {SERVED_CONDITION}
  ORDER BY server_name
 """
 SEARCH_CONDITION = "(r.server_name ILIKE $? OR r.endpoint_name ILIKE $? OR r.description ILIKE $?)"
@@ -152,6 +161,7 @@ def server_entry(row: asyncpg.Record, settings: RegistrySettings) -> McpServerRe
             f"{settings.server_namespace}/registration": McpRegistrationExtras(
                 tools=row["available_tools"],
                 ownerContact=row["owner_contact"] if settings.publish_owner_contact and row["owner_contact"] else None,
+                verification=McpVerification.model_validate(row["verification"]) if row["verification"] else None,
             )
         },
     )
@@ -198,9 +208,12 @@ def _list_sql(state: McpCursor, limit: int, horizon: datetime) -> tuple[str, lis
         conditions.add("r.updated_at > $?", state.updated_since)
     if state.version and state.version != "latest":
         conditions.add("r.version = $?", state.version)
+    if state.verification:
+        conditions.add(REGISTRY_VERIFICATION_FILTER, state.verification)
     where = conditions.where().replace("WHERE", "AND", 1)
     servers = f"{LIVE_SERVERS} {where}"
-    if state.include_deleted:
+    # A removed server has no verification: a verification filter lists live servers only.
+    if state.include_deleted and not state.verification:
         servers += f" UNION ALL {REMOVED_SERVERS} {where}"
     args = [*conditions.args, limit + 1]
     return f"SELECT * FROM ({servers}) r ORDER BY r.server_name LIMIT ${len(args)}", args
@@ -222,6 +235,7 @@ async def list_servers_response(
             updated_since=query.updated_since or None,
             version=query.version or None,
             include_deleted=query.include_deleted or syncing,
+            verification=query.verification or None,
         )
     async with db.connection() as conn:
         if state.updated_since is not None and state.horizon is None:
@@ -284,7 +298,7 @@ async def server_versions_response(
     if version is not None and version != "latest" and version != row["version"]:
         raise NotFound("Server version not found")
     # Strong: the served bytes are a function of the row's last change, the view asked for and the settings.
-    etag = f'"{_fingerprint(row["server_name"], row["status"], row["updated_at"], version is None, settings.model_dump())}"'
+    etag = f'"{_fingerprint(row["server_name"], row["status"], row["updated_at"], row["verification"], version is None, settings.model_dump())}"'
     if etag_matches(if_none_match, etag):
         return not_modified(etag)
     entry = server_entry(row, settings)

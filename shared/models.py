@@ -26,6 +26,7 @@ from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema
 
 from shared.urls import MAX_URL_LENGTH, canonical_endpoint_url
+from shared.verification_models import RegistrationVerification, Verification, VerificationStatus
 
 RegistrationStatus = Literal["Pending", "Approved", "Rejected"]
 Decision = Literal["Approved", "Rejected"]
@@ -342,6 +343,8 @@ class Registration(BaseModel):
     lifecycle: Lifecycle
     status_message: str | None
     status_changed_at: datetime | None
+    # After available_tools: the declared and the probed tools are compared.
+    verification: RegistrationVerification = Field(default_factory=lambda: Verification(status="unverified"))
 
 
 class RegistrationList(BaseModel):
@@ -526,6 +529,9 @@ class McpServersQuery(_Query):
         default=False,
         description="Also list removed servers (status `deleted`); always on when `updated_since` is given",
     )
+    verification: VerificationStatus | Literal[""] | SkipJsonSchema[None] = Field(
+        default=None, description="Only servers whose last probe had this outcome (`unverified`: never probed)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -556,6 +562,7 @@ class McpCursor(BaseModel):
     include_deleted: bool = False
     # A sync (updated_since) reads every page below the first page's horizon (see registry_sync_horizon()).
     horizon: RegistryTime | None = None
+    verification: VerificationStatus | None = None
 
 
 # ---------------------------------------------------------------- other responses
@@ -575,12 +582,21 @@ class McpRemote(BaseModel):
     url: str
 
 
+class McpVerification(BaseModel):
+    """The last probe of the server's endpoint (see the API's `verification`)."""
+
+    status: str
+    checkedAt: datetime | SkipJsonSchema[None] = None
+    toolsFingerprint: str | SkipJsonSchema[None] = None
+
+
 class McpRegistrationExtras(BaseModel):
     """What this registry adds to a server, under a reverse-DNS key in the server's `_meta`: only what
     clients need (the tools); the owner's contact only when MCP_REGISTRY_PUBLISH_OWNER_CONTACT is on."""
 
     tools: list[Tool]
     ownerContact: str | SkipJsonSchema[None] = None
+    verification: McpVerification | SkipJsonSchema[None] = None
 
 
 class McpServer(BaseModel):

@@ -71,6 +71,7 @@ from shared.models import (
     StatusChange,
     User,
 )
+from shared.verification_models import ToolSetApproval, Verification
 
 OPENAPI_VERSION = "3.1.0"
 API_TITLE = "MCP Registry API"
@@ -284,6 +285,35 @@ OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
         description=(
             "A deprecated server stays in the MCP Registry with status `deprecated` and the message (what to use "
             "instead); `{\"status\": \"active\"}` undoes it. Both are audited (Deprecated / Undeprecated)."
+        ),
+    ),
+    "verify_registration": Operation(
+        "Probe the registration's endpoint over MCP now",
+        "admin",
+        Verification,
+        errors=(NotFound,),
+        path_parameters=_ID,
+        tags=("verification",),
+        description=(
+            "Connects to the endpoint over its transport with the MCP SDK's client, lists every tool and records "
+            "the outcome (see `Verification.status`); answers within PROBE_TIMEOUT_S. A verified probe of an "
+            "Approved registration whose tools differ from the approved set records `drifted` and an audit entry."
+        ),
+    ),
+    "approve_registration_tools": Operation(
+        "Approve the tool set the last probe found",
+        "admin",
+        Verification,
+        body=ToolSetApproval,
+        errors=(NotFound, InvalidStateTransition, PreconditionFailed),
+        path_parameters=_ID,
+        tags=("verification",),
+        description=(
+            "For an Approved registration whose last probe listed its tools (typically `drifted`): send the "
+            "`tools_fingerprint` you reviewed; it becomes `approved_tools_fingerprint`, a suspended server is served "
+            "again, and an audit entry is written (`Updated`, metadata.event `ToolsApproved`). 412 if the tools "
+            "changed since; 409 if the last "
+            "probe listed no tools or the registration is not Approved."
         ),
     ),
     "delete_registration": Operation(

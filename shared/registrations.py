@@ -16,7 +16,7 @@ from uuid import UUID
 import asyncpg
 import azure.functions as func
 
-from shared import db
+from shared import db, verification
 from shared.auth import Caller
 from shared.errors import (
     DuplicateEndpoint,
@@ -56,11 +56,12 @@ REGISTRATION_COLUMNS = """
     r.server_name, r.version, r.transport, r.status, r.submitter_id, s.email AS submitter_email, s.display_name AS submitter_display_name,
     r.approver_id, a.email AS approver_email, a.display_name AS approver_display_name,
     r.submitted_at, r.approved_at, r.created_at, r.updated_at, r.row_version,
-    r.lifecycle, r.status_message, r.status_changed_at
+    r.lifecycle, r.status_message, r.status_changed_at, to_jsonb(v) AS verification
 """
 REGISTRATION_JOINS = """
     JOIN users s ON s.user_id = r.submitter_id
     LEFT JOIN users a ON a.user_id = r.approver_id
+    LEFT JOIN registration_verifications v ON v.registration_id = r.registration_id
 """
 
 CREATE_REGISTRATION_SQL = f"""
@@ -518,12 +519,20 @@ async def decide_registration(
     window = (
         get_registration_settings().approval_review_window_s if body.status == "Approved" and if_match is None else None
     )
-    async with db.connection() as conn:
+    async with db.transaction() as conn:
+        # An approval also approves the tool set verified at this moment (shared/verification.py).
+        probed = await verification.lock_verification(conn, registration_id) if body.status == "Approved" else None
+        if body.status == "Approved":
+            metadata.update(verification.approval_metadata(probed))
         row = await conn.fetchrow(
             DECIDE_REGISTRATION_SQL, registration_id, body.status, caller.user_id, metadata, versions, window
         )
         if row is None:
             raise _why_not_decided(await conn.fetchrow(SELECT_DECISION_STATE_SQL, registration_id), versions)
+        if body.status == "Approved":
+            await verification.approve_current_tools(conn, registration_id, probed, caller)
+            row = await conn.fetchrow(SELECT_REGISTRATION_BY_ID_SQL, registration_id)
+    assert row is not None
     return registration_response(row)
 
 

@@ -17,6 +17,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.schedule import Schedule
+
 
 class SettingsError(RuntimeError):
     """A required setting is missing or a setting has an invalid value."""
@@ -241,6 +243,48 @@ class RegistrationSettings(_EnvModel):
     approval_review_window_s: float = Field(default=900, ge=0, le=86_400, alias="APPROVAL_REVIEW_WINDOW_S")
 
 
+DEFAULT_PROBE_SCHEDULE = "0 0 */6 * * *"
+
+
+class ProbeSettings(_EnvModel):
+    """Probing registered endpoints over MCP (shared/probe.py, shared/verification.py)."""
+
+    # Loopback is refused unless a local run or the tests say otherwise; private ranges (internal MCP servers,
+    # the common case) are allowed unless refused. Link-local, unspecified and multicast are always refused.
+    allow_loopback: bool = Field(default=False, alias="PROBE_ALLOW_LOOPBACK")
+    allow_private: bool = Field(default=True, alias="PROBE_ALLOW_PRIVATE")
+    schedule: str = Field(default=DEFAULT_PROBE_SCHEDULE, alias="PROBE_SCHEDULE")
+    batch_size: int = Field(default=50, ge=1, le=1000, alias="PROBE_BATCH_SIZE")
+    concurrency: int = Field(default=4, ge=1, le=50, alias="PROBE_CONCURRENCY")
+    timeout_s: float = Field(default=20.0, ge=1, le=120, alias="PROBE_TIMEOUT_S")
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=60, alias="PROBE_CONNECT_TIMEOUT_S")
+    drift_action: Literal["flag", "suspend"] = Field(default="flag", alias="PROBE_DRIFT_ACTION")
+    max_response_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, alias="PROBE_MAX_RESPONSE_BYTES")
+    max_tools: int = Field(default=1000, ge=1, le=10000, alias="PROBE_MAX_TOOLS")
+
+    @field_validator("allow_loopback", "allow_private", mode="before")
+    @classmethod
+    def _flag(cls, value: object) -> object:
+        return _env_flag(value) if isinstance(value, str) else value
+
+    @field_validator("drift_action", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("schedule")
+    @classmethod
+    def _ncrontab(cls, value: str) -> str:
+        Schedule.parse(value.strip())
+        return value.strip()
+
+
+def probe_schedule(env: Mapping[str, str] | None = None) -> str:
+    """PROBE_SCHEDULE as the timer trigger is indexed with (its default when unset; the host reports a bad one)."""
+    env = os.environ if env is None else env
+    return env.get("PROBE_SCHEDULE", "").strip() or DEFAULT_PROBE_SCHEDULE
+
+
 @lru_cache(maxsize=1)
 def get_database_settings() -> DatabaseSettings:
     return DatabaseSettings.from_env()
@@ -263,6 +307,7 @@ def clear_settings_cache() -> None:
     get_app_settings.cache_clear()
     get_registry_settings.cache_clear()
     get_registration_settings.cache_clear()
+    get_probe_settings.cache_clear()
 
 
 @lru_cache(maxsize=1)
@@ -275,9 +320,14 @@ def get_registration_settings() -> RegistrationSettings:
     return RegistrationSettings.from_env()
 
 
+@lru_cache(maxsize=1)
+def get_probe_settings() -> ProbeSettings:
+    return ProbeSettings.from_env()
+
+
 def setting_names() -> set[str]:
     """Every environment variable the app reads."""
     names: set[str] = set()
-    for model in (DatabaseSettings, AuthSettings, AppSettings, RegistrySettings, RegistrationSettings):
+    for model in (DatabaseSettings, AuthSettings, AppSettings, RegistrySettings, RegistrationSettings, ProbeSettings):
         names.update(field.alias or name for name, field in model.model_fields.items())
     return names

@@ -99,10 +99,13 @@ async def test_approval_writes_an_approved_entry_with_the_reason(
     assert entry["user_id"] == await user_id_of(api, admin)
     assert entry["user_display_name"] == "Ada Admin"
     assert (entry["previous_status"], entry["new_status"]) == ("Pending", "Approved")
-    assert entry["metadata"] == {"reason": "Meets policy"}
+    # The endpoint was never probed: the approval records that (see tests/test_verification_api.py).
+    assert entry["metadata"] == {"reason": "Meets policy", "verification": "unverified"}
 
 
-async def test_approval_without_a_reason_writes_empty_metadata(api: httpx.AsyncClient, user_token: TokenFactory) -> None:
+async def test_approval_without_a_reason_records_only_the_verification_state(
+    api: httpx.AsyncClient, user_token: TokenFactory
+) -> None:
     admin = user_token(admin=True)
     created = await create_registration(api, user_token())
     assert (await decide(api, admin, created["registration_id"], "Approved")).status_code == 200
@@ -110,7 +113,7 @@ async def test_approval_without_a_reason_writes_empty_metadata(api: httpx.AsyncC
     entry = (await trail_of(api, admin, created["registration_id"]))[0]
 
     assert entry["action"] == "Approved"
-    assert entry["metadata"] == {}
+    assert entry["metadata"] == {"verification": "unverified"}
 
 
 async def test_rejection_writes_a_rejected_entry_with_the_reason(

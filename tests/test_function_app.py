@@ -17,7 +17,7 @@ import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 
 from shared.local_host import RouteTemplate, route_prefix_from_host_json
-from tests.support.app_index import indexed_functions
+from tests.support.app_index import http_functions, indexed_functions, timer_functions
 
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 _PARAMETER = re.compile(r"\{([^{}]+)\}")
@@ -104,10 +104,12 @@ def _app_with_routes(*routes: tuple[str, str, list[str] | None]) -> list[func.Fu
 # ---------------------------------------------------------------- worker indexing
 
 
-def test_app_has_functions_and_each_has_exactly_one_http_trigger() -> None:
+def test_app_has_functions_and_each_has_exactly_one_trigger_http_or_the_probe_timer() -> None:
     functions = indexed_functions()
     assert functions, "function_app.app indexes no functions"
-    for function in functions:
+    assert set(functions) == set(http_functions()) | set(timer_functions())
+    assert [str(function.get_function_name()) for function in timer_functions()] == ["probe_approved_servers"]
+    for function in http_functions():
         triggers = [binding for binding in function.get_bindings() if binding.type.endswith("Trigger")]
         assert len(triggers) == 1, function.get_function_name()
         assert triggers[0].type == "httpTrigger"
@@ -125,7 +127,7 @@ def test_function_names_are_unique_and_valid_for_the_host() -> None:
 
 
 def test_every_function_is_anonymous_at_the_host() -> None:
-    for function in indexed_functions():
+    for function in http_functions():
         trigger = function.get_trigger()
         assert isinstance(trigger, HttpTrigger)
         assert trigger.auth_level == func.AuthLevel.ANONYMOUS, function.get_function_name()
@@ -134,7 +136,7 @@ def test_every_function_is_anonymous_at_the_host() -> None:
 
 
 def test_user_functions_are_async_and_take_exactly_req_and_context() -> None:
-    for function in indexed_functions():
+    for function in http_functions():
         trigger = function.get_trigger()
         user_function = function.get_user_function()
         assert trigger.name == "req", function.get_function_name()
@@ -145,7 +147,7 @@ def test_user_functions_are_async_and_take_exactly_req_and_context() -> None:
 
 
 def test_function_json_is_what_the_worker_sends_to_the_host() -> None:
-    for function in indexed_functions():
+    for function in http_functions():
         document = json.loads(function.get_function_json())
         assert document["scriptFile"] == "function_app.py"
         directions = sorted(binding["direction"] for binding in document["bindings"])
@@ -153,15 +155,32 @@ def test_function_json_is_what_the_worker_sends_to_the_host() -> None:
 
 
 def test_no_route_uses_the_hosts_reserved_admin_prefix() -> None:
-    for function in indexed_functions():
+    for function in http_functions():
         assert not _route(function).lower().startswith("admin"), function.get_function_name()
+
+
+def test_the_probe_timer_is_async_binds_timer_and_runs_on_the_default_schedule_not_at_startup() -> None:
+    (function,) = timer_functions()
+    document = json.loads(function.get_function_json())
+    (binding,) = document["bindings"]
+    assert binding == {
+        "type": "timerTrigger",
+        "direction": "IN",
+        "name": "timer",
+        "schedule": "0 0 */6 * * *",
+        "runOnStartup": False,
+        "useMonitor": True,
+    }
+    user_function = function.get_user_function()
+    assert inspect.iscoroutinefunction(user_function)
+    assert list(inspect.signature(user_function).parameters) == ["timer"]
 
 
 # ---------------------------------------------------------------- no two functions match one request
 
 
 def test_no_request_path_matches_two_functions_of_the_app() -> None:
-    functions = list(indexed_functions())
+    functions = list(http_functions())
     conflicts = overlapping_matches(functions, route_prefix_from_host_json())
     assert conflicts == []
 

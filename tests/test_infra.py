@@ -95,6 +95,18 @@ OPTIONAL_SETTINGS = {
     # Only MCP_SERVER_NAMESPACE (set from mcpServerNamespace) unless an organisation owns more namespaces.
     "MCP_SERVER_NAMESPACES": "app default (MCP_SERVER_NAMESPACE alone)",
     "APPROVAL_REVIEW_WINDOW_S": "app default",
+    # Probing endpoints over MCP (README "Verified servers"): app defaults are the production values; loopback is
+    # for local runs only and must never be allowed on Azure.
+    "PROBE_ALLOW_LOOPBACK": "local runs only",
+    "PROBE_ALLOW_PRIVATE": "app default (allowed)",
+    "PROBE_SCHEDULE": "app default (every 6 hours)",
+    "PROBE_BATCH_SIZE": "app default",
+    "PROBE_CONCURRENCY": "app default",
+    "PROBE_TIMEOUT_S": "app default",
+    "PROBE_CONNECT_TIMEOUT_S": "app default",
+    "PROBE_DRIFT_ACTION": "app default (flag)",
+    "PROBE_MAX_RESPONSE_BYTES": "app default",
+    "PROBE_MAX_TOOLS": "app default",
 }
 # Settings the Bicep sets for someone other than shared.settings. One reason per name.
 SET_FOR_OTHERS = {

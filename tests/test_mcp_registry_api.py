@@ -136,7 +136,11 @@ async def test_the_registry_publishes_only_what_clients_need_and_no_owner_contac
         server = body["server"] if "server" in body else body["servers"][0]["server"]
         assert server["name"] == name
         assert set(server) <= PUBLISHED_SERVER_KEYS
-        assert server["_meta"]["com.example.mcp/registration"] == {"tools": approved["available_tools"]}
+        # The tools, and the last probe of the endpoint (never probed here; tests/test_verification_api.py).
+        assert server["_meta"]["com.example.mcp/registration"] == {
+            "tools": approved["available_tools"],
+            "verification": {"status": "unverified"},
+        }
         assert_valid_server(server)
         for personal in (contact, approved["submitter_email"], approved["approver_email"], approved["registration_id"]):
             assert personal not in response.text

