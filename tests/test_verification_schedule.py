@@ -204,9 +204,17 @@ async def test_with_suspend_a_drifted_server_leaves_the_registry_until_an_admin_
     )
     name = created["server_name"]
     assert await listed_names(api, search=tag) == [name]  # served before the drift
+    before = await api.get("/api/v0.1/servers", params={"search": tag})
     peers.append(redeploy(peers[0], tmp_path, CHANGED_TOOLS))
 
     await timer(PROBE_DRIFT_ACTION="suspend")
+
+    # A client revalidating its copy is not told "not modified": the suspension changed what is served.
+    revalidated = await api.get(
+        "/api/v0.1/servers", params={"search": tag}, headers={"If-None-Match": before.headers["ETag"]}
+    )
+    assert revalidated.status_code == 200
+    assert revalidated.json()["servers"] == []
 
     verification = (await registration(api, admin_token, created["registration_id"]))["verification"]
     assert (verification["status"], verification["suspended"]) == ("drifted", True)
