@@ -203,6 +203,16 @@ async def test_a_401_with_a_bearer_resource_metadata_challenge_is_auth_required(
         assert result.tools is None
 
 
+async def test_a_401_without_a_bearer_challenge_is_not_mcp(peers_dir: Path, peer_factory: list[Peer]) -> None:
+    peer = start_http_peer(peers_dir, "basic")
+    peer_factory.append(peer)
+
+    result = await probe_endpoint(peer.url(), "streamable-http", LOOPBACK_ALLOWED)
+
+    assert (result.status, result.resource_metadata) == ("not_mcp", None)
+    assert result.detail == "the server answers 401 without an MCP (Bearer) authorization challenge"
+
+
 # ---------------------------------------------------------------- SSRF
 
 

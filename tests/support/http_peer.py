@@ -4,6 +4,7 @@
 Modes (what it answers to any request):
 - `html`: 200 with an HTML page;
 - `unauthorized`: 401 with `WWW-Authenticate: Bearer resource_metadata="<location>"`;
+- `basic`: 401 with `WWW-Authenticate: Basic realm="intranet"` (not an MCP authorization challenge);
 - `silent`: accepts and reads, never answers;
 - `oversized`: 200 `application/json` of `--size` bytes;
 - `redirect`: 307 to `--location`.
@@ -33,6 +34,9 @@ def response(mode: str, location: str, size: int) -> bytes:
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
         )
         return head.encode() + body
+    if mode == "basic":
+        head = 'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Basic realm="intranet"\r\ncontent-length: 0\r\n'
+        return head.encode() + b"connection: close\r\n\r\n"
     if mode == "redirect":
         return f"HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
     if mode == "oversized":
@@ -67,7 +71,7 @@ async def serve(port: int, mode: str, log: Path, location: str, size: int, ready
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--mode", choices=["html", "unauthorized", "silent", "oversized", "redirect"], required=True)
+    parser.add_argument("--mode", choices=["html", "unauthorized", "basic", "silent", "oversized", "redirect"], required=True)
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--location", default="")
     parser.add_argument("--size", type=int, default=0)
