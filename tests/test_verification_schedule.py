@@ -238,6 +238,44 @@ async def test_with_suspend_a_drifted_server_leaves_the_registry_until_an_admin_
     assert entry["metadata"]["was_suspended"] is True
 
 
+async def synced(api: httpx.AsyncClient, tag: str, since: str) -> list[dict[str, Any]]:
+    response = await api.get("/api/v0.1/servers", params={"search": tag, "updated_since": since})
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"].get("nextCursor") is None
+    entries: list[dict[str, Any]] = response.json()["servers"]
+    return entries
+
+
+def official(entry: dict[str, Any]) -> dict[str, Any]:
+    status: dict[str, Any] = entry["_meta"]["io.modelcontextprotocol.registry/official"]
+    return status
+
+
+async def test_an_incremental_sync_sees_a_suspension_as_a_removal_and_the_reinstatement_as_active(
+    api: httpx.AsyncClient,
+    timer: Callable[..., Any],
+    tmp_path: Path,
+    peers: list[Peer],
+    admin_token: str,
+    submitter_token: str,
+) -> None:
+    peers.append(start_mcp_server(tmp_path, THREE_TOOLS))
+    tag = marker()
+    created, _ = await approved_and_verified(api, admin_token, submitter_token, peers[0].url(), endpoint_name=f"Weather {tag}")
+    (served,) = await synced(api, tag, "2000-01-01T00:00:00Z")
+    peers.append(redeploy(peers[0], tmp_path, CHANGED_TOOLS))
+
+    await timer(PROBE_DRIFT_ACTION="suspend")
+    (removed,) = await synced(api, tag, official(served)["updatedAt"])
+    verification = (await registration(api, admin_token, created["registration_id"]))["verification"]
+    assert (await approve_tools(api, admin_token, created["registration_id"], verification["tools_fingerprint"])).status_code == 200
+    (reinstated,) = await synced(api, tag, official(removed)["updatedAt"])
+
+    assert (removed["server"]["name"], official(removed)["status"]) == (created["server_name"], "deleted")
+    assert (reinstated["server"]["name"], official(reinstated)["status"]) == (created["server_name"], "active")
+    assert official(served)["updatedAt"] < official(removed)["updatedAt"] < official(reinstated)["updatedAt"]
+
+
 # ---------------------------------------------------------------- batches, concurrency, intervals
 
 
