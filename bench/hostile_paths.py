@@ -6,7 +6,7 @@
    path `/api/v0.1/servers/x://a.a.a.…!` (8, 16, 24 KB), median of 20, and the time of `redact()` on the
    whole path (no cap; linear). Before the fix: 1.5 s, 5.6 s, 10.1 s per request (the issue's numbers; the
    line was redacted three times).
-2. Over HTTP against `python -m shared.local_host`: `/api/health` alone, then sent while ten 8 KB hostile
+2. Over HTTP against `python -m devtools.local_host`: `/api/health` alone, then sent while ten 8 KB hostile
    requests are in flight (before the fix: 12.3 s).
 """
 

@@ -1,7 +1,7 @@
 """The benchmark driver: `uv run python -m bench --size 10k` (see bench/README.md).
 
 Seeds (or reuses) `mcpreg_bench_<size>`, measures cold start, counts database round trips per request
-through a wire-protocol proxy, then serves the app with `python -m shared.local_host` and drives every
+through a wire-protocol proxy, then serves the app with `python -m devtools.local_host` and drives every
 scenario with wrk (a separate process; bench.loadgen when wrk is missing) at each concurrency for a fixed
 duration, each followed by its floor (the same SQL straight through asyncpg). Prints a table and writes
 bench/results/<size>-<timestamp>.json.
@@ -95,7 +95,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`python -m shared.local_host` in its own process, against the bench database."""
+    """`python -m devtools.local_host` in its own process, against the bench database."""
 
     def __init__(self, port: int, env: dict[str, str], log_path: Path, app: str | None = None) -> None:
         self.port, self.env, self.log_path, self.app = port, env, log_path, app
@@ -106,7 +106,7 @@ class Server:
         self.spawned_at = time.perf_counter()
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "shared.local_host", "--port", str(self.port), *(["--app", self.app] if self.app else [])],
+                [sys.executable, "-m", "devtools.local_host", "--port", str(self.port), *(["--app", self.app] if self.app else [])],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
 
@@ -635,8 +635,7 @@ def git_state() -> dict[str, Any]:
 
 
 def mint_tokens() -> dict[str, list[str]]:
-    from shared.local_issuer import TokenClaims, load_or_create_key, mint_token
-    from shared.local_setup import LOCAL_CLIENT_ID, LOCAL_TENANT_ID
+    from devtools.local_issuer import LOCAL_CLIENT_ID, LOCAL_TENANT_ID, TokenClaims, load_or_create_key, mint_token
 
     key = load_or_create_key()
     tokens: dict[str, list[str]] = {"users": [], "admin": [], "none": []}

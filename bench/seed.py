@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from shared.local_setup import LOCAL_TENANT_ID
+from devtools.local_issuer import LOCAL_TENANT_ID
 from shared.migrate import apply_migrations
 
 SEED_VERSION = "3"

@@ -11,13 +11,14 @@ import json
 import logging
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Literal, cast
 
 import asyncpg
 from asyncpg.exceptions import InternalClientError
 
+from shared.db_entra import PasswordProvider, entra_token_provider
 from shared.errors import ApiError, DatabaseUnavailable, InvalidJson, ValidationFailed
 from shared.settings import DatabaseSettings, get_database_settings
 
@@ -27,8 +28,6 @@ logger = logging.getLogger(__name__)
 _worker_pool: tuple[asyncpg.Pool, FairGate, asyncio.AbstractEventLoop] | None = None
 _pool_lock: asyncio.Lock | None = None
 _lock_loop: asyncio.AbstractEventLoop | None = None
-
-PasswordProvider = Callable[[], Awaitable[str]]
 
 
 class FairGate:
@@ -123,8 +122,6 @@ def ssl_context_for(settings: DatabaseSettings) -> ssl.SSLContext | Literal["req
 def password_provider_for(settings: DatabaseSettings) -> PasswordProvider | None:
     if settings.database_auth != "entra":
         return None
-    from shared.db_entra import entra_token_provider
-
     return entra_token_provider(settings)
 
 

@@ -7,10 +7,13 @@ azure-identity caches tokens and refreshes them before they expire.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from shared.db import PasswordProvider
 from shared.settings import DatabaseSettings
+
+# What asyncpg calls for the password of every new connection.
+PasswordProvider = Callable[[], Awaitable[str]]
 
 
 class _AccessToken(Protocol):

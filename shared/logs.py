@@ -5,7 +5,7 @@ variable that `shared.http.endpoint` sets, so every record logged while serving 
 
 Where the lines go depends on who runs the app (`configure_logging` decides, once per process):
 
-- The project's local host (`python -m shared.local_host`) and tests: no Functions worker, so we add one
+- The project's local host (`python -m devtools.local_host`) and tests: no Functions worker, so we add one
   stdout handler with the JSON formatter; the local host's output is the log.
 - On Azure (or under Core Tools) the Python worker has already put its own handler on the root logger; it
   sends every record over gRPC to the host, which writes it to the log stream / Application Insights.

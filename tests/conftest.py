@@ -16,7 +16,8 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.embedded_db import ROOT, server_dsn, start_embedded_server
+from devtools.embedded_db import server_dsn, start_embedded_server
+from devtools.local_settings import ROOT
 from shared.migrate import MIGRATIONS_DIR, apply_migrations
 from tests.support.host import LocalHostProcess
 from tests.support.issuer import ADMIN_ROLE, CLIENT_ID, TENANT_ID, TestIssuer

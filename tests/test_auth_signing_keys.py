@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.local_issuer import key_id, new_rsa_key
+from devtools.local_issuer import key_id, new_rsa_key
 from tests.support.host import LocalHostProcess
 from tests.support.issuer import TENANT_ID, TestIssuer, bearer
 

@@ -25,7 +25,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from shared.local_issuer import key_id, new_rsa_key, public_jwk
+from devtools.local_issuer import key_id, new_rsa_key, public_jwk
 from tests.support.host import LocalHostProcess
 from tests.support.issuer import CLIENT_ID, TENANT_ID, TestIssuer
 

@@ -19,8 +19,8 @@ import asyncpg
 import httpx
 import pytest
 
+from devtools.embedded_db import server_dsn, start_embedded_server
 from shared import db
-from shared.embedded_db import server_dsn, start_embedded_server
 from shared.errors import DatabaseUnavailable, InvalidJson, ValidationFailed
 from shared.health import HEALTH_TIMEOUT_S
 from shared.settings import clear_settings_cache

@@ -16,7 +16,7 @@ import uuid
 import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 
-from shared.local_host import RouteTemplate, route_prefix_from_host_json
+from devtools.local_host import RouteTemplate, route_prefix_from_host_json
 from tests.support.app_index import http_functions, indexed_functions, timer_functions
 
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"})

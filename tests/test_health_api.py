@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.embedded_db import ROOT, server_dsn, start_embedded_server
+from devtools.embedded_db import server_dsn, start_embedded_server
+from devtools.local_settings import ROOT
 from tests.support.host import LocalHostProcess
 
 ACQUIRE_TIMEOUT_S = 2.0

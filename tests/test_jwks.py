@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.local_issuer import key_id
 from shared.jwks import SigningKeyCache
-from shared.local_issuer import key_id
 from tests.support.issuer import TestIssuer
 
 

@@ -1,5 +1,5 @@
-"""The local Functions host (shared.local_host): routing, constraints, methods, query and header
-handling, CORS and bodies — over real HTTP through `python -m shared.local_host`, and in-process for
+"""The local Functions host (devtools.local_host): routing, constraints, methods, query and header
+handling, CORS and bodies — over real HTTP through `python -m devtools.local_host`, and in-process for
 the routing table itself."""
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.http import MAX_BODY_BYTES
-from shared.local_host import (
+from devtools.local_host import (
     LocalFunctionsHost,
     RouteTemplate,
     discover_functions,
-    load_local_settings,
     parse_cors_origins,
     parse_query_string,
 )
+from devtools.local_settings import load_local_settings
+from shared.http import MAX_BODY_BYTES
 from tests.conftest import host_environment
 from tests.support.echo_app import make_app
 from tests.support.host import ROOT, LocalHostProcess
@@ -37,7 +37,7 @@ OTHER_ORIGIN = "https://evil.example"
 
 @pytest.fixture(scope="module")
 def echo_host(database_url: str, issuer: TestIssuer, log_dir: Path) -> Iterator[LocalHostProcess]:
-    """`python -m shared.local_host --app tests.support.echo_app:app`, a real process on a real port."""
+    """`python -m devtools.local_host --app tests.support.echo_app:app`, a real process on a real port."""
     host = LocalHostProcess(
         host_environment(database_url, issuer),
         log_path=log_dir / "echo-host.log",

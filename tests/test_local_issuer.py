@@ -1,5 +1,5 @@
 """The local run without a tenant: the host serves its own OpenID issuer on loopback, writes a user and an
-admin token to its tokens file (never to the log), and accepts tokens minted by `python -m shared.local_issuer` through the same validation path
+admin token to its tokens file (never to the log), and accepts tokens minted by `python -m devtools.local_issuer` through the same validation path
 as Entra tokens. An issuer override that is not loopback is refused, naming the setting.
 
 The host here gets no ENTRA_* settings at all (tests/support/host.py strips them from the inherited
@@ -23,8 +23,8 @@ import httpx
 import jwt
 import pytest
 
-from shared.local_issuer import DEFAULT_KEY_FILE, ISSUER_PATH, new_rsa_key
-from shared.local_setup import LOCAL_ADMIN_OID, LOCAL_CLIENT_ID, LOCAL_TENANT_ID, LOCAL_USER_OID
+from devtools.local_issuer import DEFAULT_KEY_FILE, ISSUER_PATH, LOCAL_CLIENT_ID, LOCAL_TENANT_ID, new_rsa_key
+from devtools.local_setup import LOCAL_ADMIN_OID, LOCAL_USER_OID
 from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import bearer
 
@@ -40,7 +40,7 @@ def cli_environment() -> dict[str, str]:
 def mint(*args: str) -> str:
     """Run the token-minting CLI as a developer would; its last output line is the token."""
     result = subprocess.run(
-        [sys.executable, "-m", "shared.local_issuer", *args],
+        [sys.executable, "-m", "devtools.local_issuer", *args],
         cwd=ROOT,
         env=cli_environment(),
         capture_output=True,
@@ -62,7 +62,7 @@ def new_email() -> str:
 
 @pytest.fixture(scope="module")
 def local_run(database_url: str, log_dir: Path) -> Iterator[LocalHostProcess]:
-    """`python -m shared.local_host` with a database and nothing else: no tenant, no issuer override (its
+    """`python -m devtools.local_host` with a database and nothing else: no tenant, no issuer override (its
     tokens file is this session's, so concurrent sessions do not overwrite each other's)."""
     env = {"DATABASE_URL": database_url, "DB_SSL": "disable", "LOCAL_TOKENS_FILE": str(log_dir / "tokens.env")}
     host = LocalHostProcess(env, log_path=log_dir / "local-run.log")

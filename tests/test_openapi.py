@@ -17,10 +17,10 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import BaseModel
 
 import function_app
+from devtools.local_host import RouteTemplate, route_prefix_from_host_json
 from shared import openapi
 from shared.app_index import http_routes, indexed_functions
 from shared.errors import ApiError
-from shared.local_host import RouteTemplate, route_prefix_from_host_json
 from shared.openapi import REF_TEMPLATE, build_document, described, undocumented_functions
 from tests.support.app_index import http_functions
 from tests.support.app_index import indexed_functions as indexed_by_tests

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.local_settings import LOCAL_RUN_SETTINGS
 from shared.db import pool_options, ssl_context_for
-from shared.local_host import LOCAL_RUN_SETTINGS
 from shared.settings import (
     AppSettings,
     AuthSettings,

@@ -154,7 +154,7 @@ trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(spans))
 import azure.functions as func
 import function_app
 from shared import telemetry
-from shared.local_host import LocalContext
+from devtools.local_host import LocalContext
 configure_again = telemetry.configure_telemetry()
 
 TRACEPARENT = "00-{trace_id}-{span_id}-01"

@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.local_issuer import key_id, new_rsa_key
+from devtools.local_issuer import key_id, new_rsa_key
 from tests.conftest import host_environment
 from tests.support.host import LocalHostProcess
 from tests.support.issuer import ADMIN_GROUP_ID, ADMIN_ROLE, TestIssuer, bearer

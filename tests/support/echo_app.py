@@ -1,7 +1,7 @@
 """A tiny FunctionApp for testing the local host: it echoes what the host handed to the function.
 
 `make_app()` builds a fresh app each time (get_functions() may be called only once per app object);
-`app` is the one `python -m shared.local_host --app tests.support.echo_app:app` serves.
+`app` is the one `python -m devtools.local_host --app tests.support.echo_app:app` serves.
 """
 
 from __future__ import annotations

