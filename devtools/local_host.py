@@ -28,13 +28,12 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 import azure.functions as func
-from azure.functions.decorators.http import HttpTrigger
 
 from devtools.local_issuer import ISSUER_PATH, issuer_documents, load_or_create_key
 from devtools.local_settings import ROOT, apply_local_values, load_local_settings
 from devtools.local_setup import prepare_local_environment
 from shared import db
-from shared.app_index import indexed_functions
+from shared.app_index import http_routes
 from shared.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
 from shared.http import MAX_BODY_BYTES
 
@@ -218,29 +217,17 @@ class LocalFunction:
 
 def discover_functions(app: func.FunctionApp, route_prefix: str) -> list[LocalFunction]:
     """The app's HTTP functions, in the app's registration order (as the host receives them)."""
-    functions = []
-    # get_functions() may be called only once per app object: shared.app_index indexes it once for all.
-    for function in indexed_functions(app):
-        trigger = function.get_trigger()
-        if not isinstance(trigger, HttpTrigger):
-            continue
-        handler = function.get_user_function()
-        name = function.get_function_name() or handler.__name__
-        route = trigger.route or name
-        methods = (
-            frozenset(str(getattr(m, "value", m)).upper() for m in trigger.methods) if trigger.methods else None
+    return [
+        LocalFunction(
+            name=route.name,
+            methods=route.methods,
+            template=RouteTemplate.compile(route_prefix, route.route),
+            handler=route.handler,
+            trigger_arg=route.trigger_arg,
+            wants_context="context" in inspect.signature(route.handler).parameters,
         )
-        functions.append(
-            LocalFunction(
-                name=name,
-                methods=methods,
-                template=RouteTemplate.compile(route_prefix, route),
-                handler=handler,
-                trigger_arg=trigger.name,
-                wants_context="context" in inspect.signature(handler).parameters,
-            )
-        )
-    return functions
+        for route in http_routes(app)
+    ]
 
 
 # ---------------------------------------------------------------- request conversion

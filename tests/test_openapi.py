@@ -148,6 +148,18 @@ def test_the_app_index_is_shared_and_survives_a_prior_get_functions_call() -> No
     ]
 
 
+def test_indexing_the_app_first_leaves_the_worker_able_to_index_it() -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    async def two(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("ok")
+
+    app.route(route="two", methods=["GET"])(two)
+    ours = indexed_functions(app)
+    by_worker = app.get_functions()  # the worker's own call after ours: no duplicate-name refusal
+    assert [f.get_function_name() for f in by_worker] == [f.get_function_name() for f in ours] == ["two"]
+
+
 # ---------------------------------------------------------------- a valid OpenAPI 3.1 document
 
 
