@@ -4,13 +4,11 @@ app over real HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -18,17 +16,10 @@ import pytest
 
 from devtools.embedded_db import server_dsn, start_embedded_server
 from devtools.local_settings import ROOT
-from shared.migrate import MIGRATIONS_DIR, apply_migrations
-from tests.support.host import LocalHostProcess
-from tests.support.issuer import ADMIN_ROLE, CLIENT_ID, TENANT_ID, TestIssuer
-from tests.support.pgbouncer import bouncer_dsn_for, direct_server_dsn, through_pgbouncer
-from tests.support.pgbouncer import host_settings as pgbouncer_host_settings
-
-
-def _with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
-
+from tests.support.databases import create_migrated_database, drop_database
+from tests.support.host import LocalHostProcess, host_environment
+from tests.support.issuer import ADMIN_ROLE, TestIssuer
+from tests.support.pgbouncer import direct_server_dsn, through_pgbouncer
 
 # Through PgBouncer (tests/support/pgbouncer.py): app hosts and the tests' own connections go through it with
 # asyncpg's statement cache off; creating databases and migrations connect to PostgreSQL directly.
@@ -61,31 +52,6 @@ def pg_server_dsn() -> Iterator[str]:
     yield server_dsn(server)
 
 
-async def create_migrated_database(server_dsn_: str, prefix: str = "mcpreg_test") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn_)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = _with_database(server_dsn_, name)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn, MIGRATIONS_DIR)
-    finally:
-        await conn.close()
-    return bouncer_dsn_for(server_dsn_, dsn)
-
-
-async def drop_database(server_dsn_: str, dsn: str) -> None:
-    name = urlsplit(dsn).path.lstrip("/")
-    admin = await asyncpg.connect(server_dsn_)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="session")
 async def database_url(pg_server_dsn: str) -> AsyncIterator[str]:
     """A fresh database with every migration applied, for this test session."""
@@ -107,22 +73,6 @@ def issuer() -> Iterator[TestIssuer]:
     test_issuer = TestIssuer()
     yield test_issuer
     test_issuer.close()
-
-
-def host_environment(database_url: str, issuer: TestIssuer, **overrides: str) -> dict[str, str]:
-    env = {
-        "DATABASE_URL": database_url,
-        "DB_SSL": "disable",
-        **pgbouncer_host_settings(),
-        "ENTRA_TENANT_ID": TENANT_ID,
-        "ENTRA_CLIENT_ID": CLIENT_ID,
-        "ENTRA_ADMIN_ROLE": ADMIN_ROLE,
-        "ENTRA_OPENID_CONFIG_URL": issuer.openid_config_url,
-        "JWKS_UNKNOWN_KID_COOLDOWN_S": "0",
-        "LOG_LEVEL": "INFO",
-    }
-    env.update(overrides)
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -169,6 +119,20 @@ def start_host(
 
 
 @pytest.fixture
+async def own_api(
+    pg_server_dsn: str, start_host: Callable[..., LocalHostProcess]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over HTTP on a database of this test's own (every migration applied, no rows): for totals over
+    whole tables, which the shared database's other tests change."""
+    dsn = await create_migrated_database(pg_server_dsn, prefix="mcpreg_own")
+    try:
+        async with start_host(DATABASE_URL=dsn).client() as client:
+            yield client
+    finally:
+        await drop_database(pg_server_dsn, dsn)
+
+
+@pytest.fixture
 def user_token(issuer: TestIssuer) -> Callable[..., str]:
     """Mint a token for a new (or given) user: `user_token(oid=..., email=..., admin=True)`."""
 
@@ -178,8 +142,3 @@ def user_token(issuer: TestIssuer) -> Callable[..., str]:
         return issuer.token(**claims)
 
     return mint
-
-
-
-async def gather_all(*awaitables: Any) -> list[Any]:
-    return list(await asyncio.gather(*awaitables))

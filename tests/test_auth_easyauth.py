@@ -19,8 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import host_environment
-from tests.support.host import LocalHostProcess
+from tests.support.host import LocalHostProcess, host_environment
 from tests.support.issuer import ADMIN_ROLE, TENANT_ID, TestIssuer, bearer
 
 OID_LONG = "http://schemas.microsoft.com/identity/claims/objectidentifier"

@@ -24,7 +24,7 @@ from shared import db
 from shared.errors import DatabaseUnavailable, InvalidJson, ValidationFailed
 from shared.health import HEALTH_TIMEOUT_S
 from shared.settings import clear_settings_cache
-from tests.conftest import create_migrated_database, drop_database
+from tests.support.databases import create_migrated_database, drop_database
 from tests.support.frozen import frozen
 from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import bearer

@@ -256,6 +256,11 @@ async def test_expired_connections_whose_socket_broke_are_replaced_without_an_er
     background_errors: list[dict[str, Any]] = []
     previous_handler = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: background_errors.append(context))
+    closed_without_server = LogRecorded("database connection closed without the server")
+    connection_logger = logging.getLogger(db.RegistryConnection.__module__)
+    connection_logger.addHandler(closed_without_server)
+    previous_level = connection_logger.level
+    connection_logger.setLevel(logging.INFO)
     try:
         async with db.connection() as conn:
             old_pid = conn.get_server_pid()
@@ -264,11 +269,29 @@ async def test_expired_connections_whose_socket_broke_are_replaced_without_an_er
         sock.shutdown(socket.SHUT_WR)
         await (await db.get_pool()).expire_connections()  # what db.connection() does after a failure
         assert await _backend_pid() != old_pid
-        await asyncio.sleep(0.2)  # the background close has finished
+        # Sentinel: the background close has run into the broken socket and finished.
+        async with asyncio.timeout(10):
+            await closed_without_server.seen.wait()
+        await asyncio.sleep(0)  # the task's own completion runs after its last line
         gc.collect()  # an unretrieved task error is reported when the task is collected
     finally:
+        connection_logger.removeHandler(closed_without_server)
+        connection_logger.setLevel(previous_level)
         loop.set_exception_handler(previous_handler)
     assert background_errors == []
+
+
+class LogRecorded(logging.Handler):
+    """Sets `seen` when a record whose message starts with `prefix` is logged."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.prefix = prefix
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.prefix):
+            self.seen.set()
 
 
 async def test_closing_a_connection_whose_socket_broke_completes_and_leaves_it_closed(database_url: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import create_migrated_database, drop_database
+from tests.support.databases import create_migrated_database, drop_database
 from tests.support.host import LocalHostProcess
 
 CONFIG = Path(__file__).parent / "fuzz" / "schemathesis.toml"

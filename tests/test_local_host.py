@@ -25,9 +25,8 @@ from devtools.local_host import (
 )
 from devtools.local_settings import load_local_settings
 from shared.http import MAX_BODY_BYTES
-from tests.conftest import host_environment
 from tests.support.echo_app import make_app
-from tests.support.host import ROOT, LocalHostProcess
+from tests.support.host import ROOT, LocalHostProcess, host_environment
 from tests.support.issuer import TestIssuer, bearer
 from tests.support.registrations import registration_body
 

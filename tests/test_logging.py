@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from shared import logs
 from shared.logs import MAX_TEXT_CHARS, MAX_TRACE_CHARS, TRUNCATED, RequestContextFilter, json_formatter, request_fields
 from shared.redaction import REDACTED, redact
-from tests.conftest import create_migrated_database, drop_database
+from tests.support.databases import create_migrated_database, drop_database
 from tests.support.host import ROOT, LocalHostProcess
 from tests.support.issuer import TENANT_ID, TestIssuer, bearer
 from tests.support.registrations import registration_body, unique_url
@@ -59,6 +59,22 @@ def log_records(host: LocalHostProcess) -> list[dict[str, Any]]:
 
 def access_lines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [record for record in records if record["logger"] == "mcp_registry.access"]
+
+
+async def send_not_http(host: LocalHostProcess) -> None:
+    """Bytes that are not HTTP at all: uvicorn answers 400 itself and logs a WARNING ("Invalid HTTP request
+    received."), a line that appears at any log level."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", host.port)
+    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read(1024)
+    writer.close()
+    await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 400")
+
+
+def has_server_warning(records: list[dict[str, Any]]) -> bool:
+    return any(record["logger"].startswith("uvicorn") and record["level"] == "WARNING" for record in records)
 
 
 async def wait_for_lines(
@@ -293,16 +309,8 @@ async def test_hostile_paths_are_answered_beside_health_and_logged_within_the_ca
 async def test_every_line_the_local_run_writes_is_json_including_the_servers_own_warnings(
     info_host: LocalHostProcess,
 ) -> None:
-    # Not HTTP at all: uvicorn answers 400 itself and logs a warning ("Invalid HTTP request received.").
-    reader, writer = await asyncio.open_connection("127.0.0.1", info_host.port)
-    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-    await writer.drain()
-    answer = await reader.read(1024)
-    writer.close()
-    await writer.wait_closed()
-    assert answer.startswith(b"HTTP/1.1 400")
-
-    records = await wait_for_lines(info_host, lambda rs: any(r["logger"].startswith("uvicorn") for r in rs))
+    await send_not_http(info_host)
+    records = await wait_for_lines(info_host, has_server_warning)
     server_lines = [record for record in records if record["logger"].startswith("uvicorn")]
     assert server_lines and all(record["level"] == "WARNING" for record in server_lines), server_lines
     # The local run's own notes before it served are log records too.
@@ -325,8 +333,11 @@ async def test_log_level_warning_drops_info_lines(start_host: HostFactory) -> No
         for _ in range(3):
             assert (await client.get("/api/health")).status_code == 200
         assert (await client.get("/api/users/me")).status_code == 401
-    await asyncio.sleep(0.3)
-    records = log_records(host)
+    # Sentinel: a WARNING the host writes after those requests were answered. Once it is in the log, any access
+    # line of theirs would be there before it.
+    await send_not_http(host)
+    records = await wait_for_lines(host, has_server_warning)
+    assert has_server_warning(records)
     assert not access_lines(records)
     assert all(record["level"] in {"WARNING", "ERROR", "CRITICAL"} for record in records)
 

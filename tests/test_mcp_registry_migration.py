@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from shared.migrate import MIGRATIONS_DIR, apply_migrations
-from tests.conftest import drop_database
+from tests.support.databases import drop_database
 
 
 async def test_existing_registrations_get_unique_names_in_the_configured_namespace(

@@ -10,12 +10,12 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from shared.migrate import MIGRATIONS_DIR, MigrationError, apply_migrations, load_migrations
+from tests.support.databases import with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,11 +57,6 @@ TRIGGERS = {
 }
 
 
-def _with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
-
-
 @pytest.fixture
 async def empty_database(pg_server_dsn: str) -> AsyncIterator[str]:
     """A new database with nothing in it, dropped after the test."""
@@ -71,7 +66,7 @@ async def empty_database(pg_server_dsn: str) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield _with_database(pg_server_dsn, name)
+    yield with_database(pg_server_dsn, name)
     admin = await asyncpg.connect(pg_server_dsn)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -20,7 +20,7 @@ import pytest
 from shared.audit import list_audit_sql
 from shared.models import AuditLogQuery
 from shared.registrations import SELECT_REGISTRATION_BY_URL_SQL, list_registrations_sql
-from tests.conftest import create_migrated_database, drop_database
+from tests.support.databases import create_migrated_database, drop_database
 from tests.support.registrations import AUDIT_LOGS, REGISTRATIONS, bearer, create_registration
 
 TokenFactory = Callable[..., str]

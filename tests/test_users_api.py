@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from devtools.local_issuer import key_id, new_rsa_key
-from tests.conftest import host_environment
-from tests.support.host import LocalHostProcess
+from tests.support.host import LocalHostProcess, host_environment
 from tests.support.issuer import ADMIN_GROUP_ID, ADMIN_ROLE, TestIssuer, bearer
 
 USER_FIELDS = {"user_id", "entra_id", "email", "display_name", "is_admin", "created_at", "updated_at"}

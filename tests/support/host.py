@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.issuer import ADMIN_ROLE, CLIENT_ID, TENANT_ID, TestIssuer
 from tests.support.pgbouncer import host_settings as pgbouncer_host_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +73,19 @@ class LocalHostProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+def host_environment(database_url: str, issuer: TestIssuer, **overrides: str) -> dict[str, str]:
+    env = {
+        "DATABASE_URL": database_url,
+        "DB_SSL": "disable",
+        **pgbouncer_host_settings(),
+        "ENTRA_TENANT_ID": TENANT_ID,
+        "ENTRA_CLIENT_ID": CLIENT_ID,
+        "ENTRA_ADMIN_ROLE": ADMIN_ROLE,
+        "ENTRA_OPENID_CONFIG_URL": issuer.openid_config_url,
+        "JWKS_UNKNOWN_KID_COOLDOWN_S": "0",
+        "LOG_LEVEL": "INFO",
+    }
+    env.update(overrides)
+    return env
