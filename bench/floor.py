@@ -17,7 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from shared import db
+from shared import db, db_connect
+from shared.settings import get_database_settings
 
 Call = tuple[str, str, tuple[Any, ...]]
 
@@ -49,7 +50,7 @@ async def capture(dsn: str, call_app: Callable[[], Awaitable[Any]]) -> list[Call
     calls: list[Call] = []
     conn = await asyncpg.connect(dsn)
     try:
-        await db._init_connection(conn)
+        await db_connect._init_connection(conn)
         outer = conn.transaction()
         await outer.start()
 
@@ -105,7 +106,7 @@ async def _noop_reset(conn: asyncpg.Connection) -> None:
 
 
 async def create_floor_pool(pool_size: int) -> asyncpg.Pool:
-    options = db.pool_options(db.get_database_settings())
+    options = db_connect.pool_options(get_database_settings())
     options.update(min_size=pool_size, max_size=pool_size, reset=_noop_reset)
     pool: asyncpg.Pool = await asyncpg.create_pool(**options)
     return pool

@@ -10,6 +10,7 @@ import azure.functions as func
 from shared import db
 from shared.http import json_response
 from shared.models import AuditEntry, AuditLogList, AuditLogQuery
+from shared.sql import Conditions
 
 AUDIT_COLUMNS = """
     l.log_id, l.registration_id, l.user_id, u.email AS user_email, u.display_name AS user_display_name,
@@ -19,7 +20,7 @@ AUDIT_COLUMNS = """
 
 def list_audit_sql(query: AuditLogQuery) -> tuple[str, list[Any]]:
     """The statement (and its arguments) that reads one page, newest first, with the filtered total."""
-    conditions = db.Conditions()
+    conditions = Conditions()
     conditions.add_if_set("l.registration_id = $?", query.registration_id)
     conditions.add_if_set("l.user_id = $?", query.user_id)
     conditions.add_if_set("l.action = $?", query.action)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from shared import telemetry
-from shared.db import as_api_error
+from shared.db_errors import as_api_error
 from shared.errors import (
     ApiError,
     InternalError,

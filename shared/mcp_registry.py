@@ -25,6 +25,7 @@ import azure.functions as func
 from pydantic import BaseModel
 
 from shared import db
+from shared.db_errors import as_api_error
 from shared.errors import ApiError, InvalidQuery, NotFound
 from shared.http import json_response, parse_query
 from shared.models import (
@@ -45,6 +46,7 @@ from shared.models import (
 )
 from shared.registrations import escape_like
 from shared.settings import RegistrySettings, get_registry_settings
+from shared.sql import Conditions
 from shared.verification import (
     REGISTRY_VERIFICATION_COLUMN,
     REGISTRY_VERIFICATION_FILTER,
@@ -198,7 +200,7 @@ def decode_cursor(text: str) -> McpCursor:
 
 
 def _list_sql(state: McpCursor, limit: int, horizon: datetime) -> tuple[str, list[object]]:
-    conditions = db.Conditions()
+    conditions = Conditions()
     conditions.add("r.updated_at < $?", horizon)
     if state.after:
         conditions.add("r.server_name > $?", state.after)
@@ -321,7 +323,7 @@ async def registry_servers_response(req: func.HttpRequest) -> func.HttpResponse:
         return await server_versions_response(rest, parse_query(req, McpServerLookupQuery), settings, if_none_match)
     except Exception as exc:
         # Every failure the caller can act on keeps the registry's body and its CORS headers.
-        error = db.as_api_error(exc)
+        error = as_api_error(exc)
         if error is None:
             raise
         return registry_error_response(error)

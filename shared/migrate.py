@@ -24,7 +24,7 @@ from typing import cast
 
 import asyncpg
 
-from shared.db import password_provider_for, ssl_context_for
+from shared.db_connect import password_provider_for, ssl_context_for
 from shared.settings import DatabaseSettings, SettingsError
 
 logger = logging.getLogger("mcp_registry.migrate")

@@ -40,6 +40,7 @@ from shared.models import (
     StatusChange,
 )
 from shared.settings import get_registration_settings, get_registry_settings
+from shared.sql import Conditions
 
 ENDPOINT_URL_CONSTRAINT = "registrations_endpoint_url_key"
 SERVER_NAME_CONSTRAINT = "registrations_server_name_key"
@@ -351,7 +352,7 @@ def list_registrations_sql(
     `known` is a (generation, total) pair from an earlier run with the same filters (see FILTERED_TOTAL_SQL).
     The statement returns `total` and, for filtered lists, the `generation` that total is exact at.
     """
-    filters = db.Conditions()
+    filters = Conditions()
     status_placeholder = filters.add("r.status = $?", status) if status is not None else None
     if submitter_id is not None:
         filters.add("r.submitter_id = $?", submitter_id)

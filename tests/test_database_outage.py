@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from devtools.embedded_db import server_dsn, start_embedded_server
-from shared import db
-from shared.errors import DatabaseUnavailable, InvalidJson, ValidationFailed
+from shared import db, db_errors
+from shared.errors import DatabaseUnavailable, ValidationFailed
 from shared.health import HEALTH_TIMEOUT_S
 from shared.settings import clear_settings_cache
 from tests.support.databases import create_migrated_database, drop_database
@@ -393,7 +393,7 @@ async def _error_of(sql: str, *args: Any) -> BaseException:
         ("SELECT 99999::smallint * 99999::smallint", (), ValidationFailed),  # 22003 out of range
         ("SELECT 'abc' LIKE 'a\\'", (), ValidationFailed),  # 22025 LIKE pattern ending in an escape
         ("SELECT '2025-13-45'::date", (), ValidationFailed),  # 22008 datetime field overflow
-        ("SELECT $1::text", ("nul\x00inside",), InvalidJson),  # 22021 NUL in text
+        ("SELECT $1::text", ("nul\x00inside",), ValidationFailed),  # 22021 NUL in text
         ("SET LOCAL statement_timeout = 100; SELECT pg_sleep(2)", (), DatabaseUnavailable),  # 57014
         ("SELECT pg_terminate_backend(pg_backend_pid())", (), DatabaseUnavailable),  # 57P01 admin shutdown
         ("SELECT no_such_column FROM users", (), None),  # 42703: our bug → 500
@@ -411,7 +411,7 @@ async def test_postgresql_errors_map_to_the_contracts_codes(
         error: BaseException = raised.value
     else:
         error = await _error_of(sql, *args)
-    mapped = db.as_api_error(error)
+    mapped = db_errors.as_api_error(error)
     if expected is None:
         assert mapped is None, error
     else:
@@ -441,7 +441,7 @@ async def test_a_killed_connection_makes_the_pool_replace_its_idle_connections(
             async with db.connection() as conn:
                 assert await conn.fetchval("SELECT pg_backend_pid()") not in pids
         except Exception as exc:
-            assert isinstance(db.as_api_error(exc), DatabaseUnavailable)
+            assert isinstance(db_errors.as_api_error(exc), DatabaseUnavailable)
             failures += 1
     assert failures <= 1
     assert await db.get_pool() is pool

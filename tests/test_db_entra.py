@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from azure.identity import ManagedIdentityCredential
 
-from shared import db, db_entra
+from shared import db_connect, db_entra
 from shared.settings import DatabaseSettings
 from tests.support.pgbouncer import host_settings as pgbouncer_settings
 
@@ -76,7 +76,7 @@ async def test_every_new_pool_connection_gets_a_fresh_token(
 ) -> None:
     credential = FakeCredential()
     monkeypatch.setattr(db_entra, "default_credential", lambda settings: credential)
-    options = db.pool_options(entra_settings(database_url, DB_POOL_MIN_SIZE="2", DB_POOL_MAX_SIZE="2"))
+    options = db_connect.pool_options(entra_settings(database_url, DB_POOL_MIN_SIZE="2", DB_POOL_MAX_SIZE="2"))
 
     pool = await asyncpg.create_pool(**options)
     try:
@@ -93,7 +93,7 @@ async def test_every_new_pool_connection_gets_a_fresh_token(
 def test_password_settings_use_no_token_provider(database_url: str) -> None:
     settings = DatabaseSettings.from_env({"DATABASE_URL": database_url, "DATABASE_AUTH": "password"})
 
-    assert "password" not in db.pool_options(settings)
+    assert "password" not in db_connect.pool_options(settings)
 
 
 def test_the_default_credential_is_the_configured_managed_identity(database_url: str) -> None:

@@ -1,6 +1,6 @@
 """TLS to PostgreSQL (DB_SSL), against a throwaway local cluster that only accepts TLS over TCP (`hostssl`)
 with a server certificate for 127.0.0.1/localhost from a CA made here: a plain connection is refused,
-verify-full with that CA works (through shared.db's pool options and through the app), verify-full with
+verify-full with that CA works (through shared.db_connect's pool options and through the app), verify-full with
 another CA fails as DATABASE_UNAVAILABLE, and `require` encrypts without verifying.
 
 The cluster uses the machine's PostgreSQL programs (Debian's postgresql package): the embedded server's
@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from shared import db
+from shared import db_connect, db_errors
 from shared.errors import DatabaseUnavailable
 from shared.settings import DatabaseSettings
 from tests.support.host import LocalHostProcess, free_port
@@ -188,11 +188,11 @@ def settings_for(dsn: str, ssl_mode: str, root_cert: Path | None = None) -> Data
 
 @pytest.fixture
 async def pools() -> AsyncIterator[Callable[[DatabaseSettings], asyncpg.Pool]]:
-    """Create pools exactly as shared.db does (its pool options), closing them after the test."""
+    """Create pools exactly as shared.db does (shared.db_connect.pool_options), closing them after the test."""
     created: list[asyncpg.Pool] = []
 
     async def create(settings: DatabaseSettings) -> asyncpg.Pool:
-        options = db.pool_options(settings)
+        options = db_connect.pool_options(settings)
         options["min_size"] = 1  # connect now
         pool = await asyncpg.create_pool(**options)
         created.append(pool)
@@ -213,7 +213,7 @@ async def test_a_plain_connection_is_refused(tls_cluster: TlsCluster, pools: Cal
     with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError) as raised:
         await pools(settings_for(tls_cluster.dsn(), "disable"))  # type: ignore[misc]
     assert "no encryption" in str(raised.value) or "rejects connection" in str(raised.value)
-    assert isinstance(db.as_api_error(raised.value), DatabaseUnavailable)
+    assert isinstance(db_errors.as_api_error(raised.value), DatabaseUnavailable)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
@@ -221,7 +221,7 @@ async def test_verify_full_with_the_servers_ca_connects_encrypted(
     tls_cluster: TlsCluster, pools: Callable[..., object], host: str
 ) -> None:
     settings = settings_for(tls_cluster.dsn(host), "verify-full", tls_cluster.ca_file)
-    context = db.ssl_context_for(settings)
+    context = db_connect.ssl_context_for(settings)
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     pool = await pools(settings)  # type: ignore[misc]
@@ -234,7 +234,7 @@ async def test_verify_full_with_another_ca_fails_as_database_unavailable(
     settings = settings_for(tls_cluster.dsn(), "verify-full", tls_cluster.other_ca_file)
     with pytest.raises(ssl.SSLCertVerificationError) as raised:
         await pools(settings)  # type: ignore[misc]
-    assert isinstance(db.as_api_error(raised.value), DatabaseUnavailable)
+    assert isinstance(db_errors.as_api_error(raised.value), DatabaseUnavailable)
 
 
 async def test_verify_full_with_the_systems_cas_does_not_trust_a_private_ca(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools.local_settings import LOCAL_RUN_SETTINGS
-from shared.db import pool_options, ssl_context_for
+from shared.db_connect import pool_options, ssl_context_for
 from shared.settings import (
     AppSettings,
     AuthSettings,

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from shared.db import ssl_context_for
+from shared.db_connect import ssl_context_for
 from shared.settings import DatabaseSettings
 
 
@@ -88,7 +88,7 @@ def grant_statements(role: str, database: str) -> list[str]:
         # The migration ledger is read-only for the app.
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE schema_migrations FROM {r}",
         # Planner settings the app sends at connect time, set on the database so they also hold behind
-        # PgBouncer (which refuses them as startup parameters): see shared/db.py. The database owner may
+        # PgBouncer (which refuses them as startup parameters): see shared/db_connect.py. The database owner may
         # ALTER DATABASE; ALTER ROLE on the platform-created app role would need ADMIN OPTION (PostgreSQL 16).
         f"ALTER DATABASE {ident(database)} SET jit = off",
         f"ALTER DATABASE {ident(database)} SET random_page_cost = 1.1",
