@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from shared.migrate import MIGRATIONS_DIR, MigrationError, apply_migrations, load_migrations
-from tests.support.databases import with_database
+from tests.support.databases import create_empty_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,18 +60,9 @@ TRIGGERS = {
 @pytest.fixture
 async def empty_database(pg_server_dsn: str) -> AsyncIterator[str]:
     """A new database with nothing in it, dropped after the test."""
-    name = f"mcpreg_migrate_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield with_database(pg_server_dsn, name)
-    admin = await asyncpg.connect(pg_server_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    dsn = await create_empty_database(pg_server_dsn, "mcpreg_migrate")
+    yield dsn
+    await drop_database(pg_server_dsn, dsn)
 
 
 async def _migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:

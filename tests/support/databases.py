@@ -16,14 +16,20 @@ def with_database(dsn: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
-async def create_migrated_database(server_dsn_: str, prefix: str = "mcpreg_test") -> str:
+async def create_empty_database(server_dsn_: str, prefix: str) -> str:
+    """A new database with nothing in it; its DSN on the server itself."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server_dsn_)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    dsn = with_database(server_dsn_, name)
+    return with_database(server_dsn_, name)
+
+
+async def create_migrated_database(server_dsn_: str, prefix: str = "mcpreg_test") -> str:
+    """A new database with every migration applied; its DSN as the app reaches it (through PgBouncer if so)."""
+    dsn = await create_empty_database(server_dsn_, prefix)
     conn = await asyncpg.connect(dsn)
     try:
         await apply_migrations(conn, MIGRATIONS_DIR)
