@@ -32,6 +32,7 @@ import azure.functions as func
 from devtools.local_issuer import ISSUER_PATH, issuer_documents, load_or_create_key
 from devtools.local_settings import ROOT, apply_local_values, load_local_settings
 from devtools.local_setup import prepare_local_environment
+from devtools.local_telemetry import end_request_span, request_span
 from shared import db
 from shared.app_index import http_routes
 from shared.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
@@ -430,12 +431,19 @@ class LocalFunctionsHost:
             route_params=route_params,
             body=body,
         )
+        traceparent, tracestate = headers.get("traceparent", ""), headers.get("tracestate", "")
+        context = LocalContext(function.name, traceparent, tracestate)
         kwargs: dict[str, Any] = {function.trigger_arg: request}
         if function.wants_context:
-            kwargs["context"] = LocalContext(
-                function.name, headers.get("traceparent", ""), headers.get("tracestate", "")
-            )
-        response = await function.handler(**kwargs)
+            kwargs["context"] = context
+        with request_span(
+            f"{method} {function.name}",
+            traceparent=traceparent,
+            tracestate=tracestate,
+            attributes={"http.request.method": method, "url.path": raw_path, "faas.invocation_id": context.invocation_id},
+        ) as span:
+            response = await function.handler(**kwargs)
+            end_request_span(span, int(response.status_code))
         return self._response_parts(response, origin, raw_path)
 
     def error_parts(

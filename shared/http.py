@@ -186,12 +186,10 @@ def _invocation_id(context: func.Context | None) -> str:
     return str(invocation_id) if invocation_id else str(uuid.uuid4())
 
 
-def _trace_headers(req: func.HttpRequest, context: func.Context | None) -> tuple[str, str]:
-    """The invocation's W3C trace context: the worker's (the host's span on Azure), else the request's."""
+def _traceparent(req: func.HttpRequest, context: func.Context | None) -> str:
+    """The invocation's W3C traceparent: the worker's (the host's span on Azure), else the request's."""
     trace_context = getattr(context, "trace_context", None)
-    traceparent = getattr(trace_context, "trace_parent", "") or req.headers.get("traceparent", "")
-    tracestate = getattr(trace_context, "trace_state", "") or req.headers.get("tracestate", "")
-    return str(traceparent), str(tracestate)
+    return str(getattr(trace_context, "trace_parent", "") or req.headers.get("traceparent", ""))
 
 
 def _trace_id(traceparent: str) -> str | None:
@@ -248,49 +246,37 @@ def endpoint(handler: Handler) -> Trigger:
         invocation_id = _invocation_id(context)
         function_name = getattr(context, "function_name", None) or handler.__name__
         route = _route_of(req)
-        traceparent, tracestate = _trace_headers(req, context)
-        with telemetry.request_span(
-            f"{req.method} {function_name}",
-            traceparent=traceparent,
-            tracestate=tracestate,
-            attributes={
-                "http.request.method": req.method or "",
-                "url.path": route,
-                "faas.invocation_id": invocation_id,
-            },
-        ) as span:
-            fields: dict[str, Any] = {
-                "invocation_id": invocation_id,
-                "function": function_name,
-                "method": req.method,
-                "route": route,
-            }
-            trace_id = telemetry.current_trace_id() or _trace_id(traceparent)
-            if trace_id:
-                fields["trace_id"] = trace_id
-            token = request_fields.set(fields)
+        fields: dict[str, Any] = {
+            "invocation_id": invocation_id,
+            "function": function_name,
+            "method": req.method,
+            "route": route,
+        }
+        trace_id = telemetry.current_trace_id() or _trace_id(_traceparent(req, context))
+        if trace_id:
+            fields["trace_id"] = trace_id
+        token = request_fields.set(fields)
+        try:
             try:
-                try:
-                    response = await handler(req)
-                except Exception as exc:
-                    response = _response_for(exc, invocation_id)
-                # Cross-origin callers (the SPA) may read these; CORS hides every other response header.
-                if "Access-Control-Expose-Headers" not in response.headers:
-                    response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-                telemetry.end_request_span(span, response.status_code)
-                access_logger.info(
-                    "%s %s %s",
-                    req.method,
-                    route,
-                    response.status_code,
-                    extra={
-                        "status": response.status_code,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
-                return response
-            finally:
-                request_fields.reset(token)
+                response = await handler(req)
+            except Exception as exc:
+                response = _response_for(exc, invocation_id)
+            # Cross-origin callers (the SPA) may read these; CORS hides every other response header.
+            if "Access-Control-Expose-Headers" not in response.headers:
+                response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+            access_logger.info(
+                "%s %s %s",
+                req.method,
+                route,
+                response.status_code,
+                extra={
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            return response
+        finally:
+            request_fields.reset(token)
 
     trigger.__signature__ = _worker_signature()  # type: ignore[attr-defined]
     return trigger

@@ -11,9 +11,10 @@
   would add a second log handler (every log sent twice), so we don't. We only instrument asyncpg, whose
   spans (PostgreSQL dependencies) and our log records then join the invocation's trace through that
   context; the host records the request itself.
-- "app" — the connection string is set and no worker configures it (the local host): we configure Azure
-  Monitor once (requests, dependencies, exceptions, logs), instrument asyncpg, and `request_span` opens a
-  server span per request that continues the caller's W3C traceparent.
+- "app" — the connection string is set and no worker configures it (`func start` or an app without the
+  worker setting, and the local host): we configure Azure Monitor once (dependencies, exceptions, logs) and
+  instrument asyncpg. Requests are the host's to record: the Functions host does; the local host opens a
+  server span per request itself (devtools/local_telemetry.py).
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Literal
 
-from shared.logs import attach_filter_to_root_handlers, worker_handlers
+from shared.logs import attach_filter_to_root_handlers
 from shared.settings import AppSettings, SettingsError, running_on_azure
 
 TelemetryMode = Literal["off", "worker", "app"]
@@ -35,11 +35,9 @@ logger = logging.getLogger("mcp_registry.telemetry")
 
 _lock = threading.Lock()
 _mode: TelemetryMode | None = None
-_own_request_spans = False
 
 SERVICE_NAME = "mcp-registry-api"
 _EXPORTER_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.monitor.opentelemetry")
-TRACER_NAME = "mcp_registry"
 
 
 def telemetry_mode() -> TelemetryMode:
@@ -56,7 +54,7 @@ def _settings(env: Mapping[str, str]) -> AppSettings | None:
 
 def configure_telemetry(env: Mapping[str, str] | None = None) -> TelemetryMode:
     """Set up telemetry for this process once; later calls return the mode chosen the first time."""
-    global _mode, _own_request_spans
+    global _mode
     with _lock:
         if _mode is not None:
             return _mode
@@ -74,8 +72,6 @@ def configure_telemetry(env: Mapping[str, str] | None = None) -> TelemetryMode:
                 _mode = "off"
                 return _mode
             _mode = "app"
-            # Under a worker (Core Tools without the worker setting) the host records requests already.
-            _own_request_spans = not worker_handlers()
         _instrument_asyncpg()
         # The exporter's own HTTP calls would be logged (and exported, and logged...) at INFO: warnings only.
         for name in _EXPORTER_LOGGERS:
@@ -124,41 +120,6 @@ def current_trace_id() -> str | None:
     if not span_context.is_valid:
         return None
     return format(span_context.trace_id, "032x")
-
-
-@contextmanager
-def request_span(
-    name: str, *, traceparent: str | None, tracestate: str | None, attributes: Mapping[str, Any]
-) -> Iterator[Any]:
-    """A server span for one request in "app" mode (continuing `traceparent`); otherwise yields None."""
-    if not (_own_request_spans and _otel_loaded()):
-        yield None
-        return
-    from opentelemetry import trace
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    carrier = {"traceparent": traceparent or "", "tracestate": tracestate or ""}
-    parent = TraceContextTextMapPropagator().extract(carrier) if traceparent else None
-    tracer = trace.get_tracer(TRACER_NAME)
-    with tracer.start_as_current_span(
-        name,
-        context=parent,
-        kind=trace.SpanKind.SERVER,
-        attributes=dict(attributes),
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        yield span
-
-
-def end_request_span(span: Any, status: int) -> None:
-    if span is None:
-        return
-    from opentelemetry.trace import Status, StatusCode
-
-    span.set_attribute("http.response.status_code", status)
-    if status >= 500:
-        span.set_status(Status(StatusCode.ERROR))
 
 
 def record_exception(exc: BaseException) -> None:
