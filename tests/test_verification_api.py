@@ -11,8 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import host_environment
-from tests.support.host import LocalHostProcess
+from tests.support.host import LocalHostProcess, host_environment
 from tests.support.issuer import TestIssuer, bearer
 from tests.support.probe_peers import THREE_TOOLS, Peer, connect_once, start_http_peer, start_mcp_server
 from tests.support.registrations import assert_error, audit_entries, marker

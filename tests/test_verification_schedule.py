@@ -23,8 +23,8 @@ from azure.functions.timer import TimerRequest
 from shared import db
 from shared.settings import clear_settings_cache
 from shared.verification import PROBE_USER_ID
-from tests.conftest import create_migrated_database, drop_database
 from tests.support.app_index import timer_functions
+from tests.support.databases import create_migrated_database, drop_database
 from tests.support.host import LocalHostProcess
 from tests.support.probe_peers import THREE_TOOLS, Peer, start_mcp_server
 from tests.support.registrations import marker
