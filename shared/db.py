@@ -166,5 +166,3 @@ async def transaction() -> AsyncIterator[asyncpg.Connection]:
                 await tx.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         await tx.__aexit__(None, None, None)
-
-
