@@ -44,7 +44,7 @@ from shared.models import (
     McpServersQuery,
     McpVerification,
 )
-from shared.registrations import escape_like
+from shared.registrations import SEARCH_DOCUMENT, escape_like
 from shared.settings import RegistrySettings, get_registry_settings
 from shared.sql import Conditions
 from shared.verification import (
@@ -98,6 +98,9 @@ SELECT endpoint_url FROM registrations r
  ORDER BY server_name
 """
 SEARCH_CONDITION = "(r.server_name ILIKE $? OR r.endpoint_name ILIKE $? OR r.description ILIKE $?)"
+# Approved registrations are searched through the one trigram index over their search document (sql/0011):
+# this condition finds the candidates, SEARCH_CONDITION decides. Tombstones are few and have no such index.
+SEARCH_DOCUMENT_CONDITION = f"{SEARCH_DOCUMENT} ILIKE $?"
 NO_HORIZON = datetime.max.replace(tzinfo=UTC)
 # What a path may name: anything else cannot be registered, so it is a 404 without asking the database.
 SERVER_NAME = re.compile(r"[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+")
@@ -204,8 +207,7 @@ def _list_sql(state: McpCursor, limit: int, horizon: datetime) -> tuple[str, lis
     conditions.add("r.updated_at < $?", horizon)
     if state.after:
         conditions.add("r.server_name > $?", state.after)
-    if state.search:
-        conditions.add(SEARCH_CONDITION, f"%{escape_like(state.search)}%")
+    search = conditions.add(SEARCH_CONDITION, f"%{escape_like(state.search)}%") if state.search else None
     if state.updated_since is not None:
         conditions.add("r.updated_at > $?", state.updated_since)
     if state.version and state.version != "latest":
@@ -214,6 +216,8 @@ def _list_sql(state: McpCursor, limit: int, horizon: datetime) -> tuple[str, lis
         conditions.add(REGISTRY_VERIFICATION_FILTER, state.verification)
     where = conditions.where().replace("WHERE", "AND", 1)
     servers = f"{LIVE_SERVERS} {where}"
+    if search is not None:
+        servers += " AND " + SEARCH_DOCUMENT_CONDITION.replace("$?", search)
     # A removed server has no verification: a verification filter lists live servers only.
     if state.include_deleted and not state.verification:
         servers += f" UNION ALL {REMOVED_SERVERS} {where}"

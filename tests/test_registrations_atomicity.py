@@ -77,7 +77,7 @@ async def registration_state(db: asyncpg.Connection, registration_id: str) -> tu
 
 
 async def counts(db: asyncpg.Connection) -> dict[str, int]:
-    rows = await db.fetch("SELECT status, row_count FROM registration_counts")
+    rows = await db.fetch("SELECT status, sum(row_count)::bigint AS row_count FROM registration_counts GROUP BY status")
     return {row["status"]: row["row_count"] for row in rows}
 
 
