@@ -2,9 +2,9 @@
 
 `mcpreg_bench_<size>` on the bench server (default 127.0.0.1:5432) gets users, registrations (realistic
 URLs, names, descriptions and tools; ~60 % Approved, 25 % Pending, 15 % Rejected) and their audit trail
-(Created for every registration, a decision for every decided one, Updated for ~10 %). Secondary indexes
-are dropped during the COPY and rebuilt after it, triggers are bypassed (session_replication_role) and the
-per-status counters are then set from the data, so 1M registrations take minutes. A database that was
+(Created for every registration, a decision for every decided one, Updated for ~10 %), loaded through the
+production bulk path (shared.bulk_load: one transaction, counter triggers on, secondary indexes built after
+the COPY), so 1M registrations take minutes. A database that was
 seeded completely with the same size and seed version is reused as is.
 
 Stand-alone: `uv run python -m bench.seed --size 100k`.
@@ -27,9 +27,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from devtools.local_issuer import LOCAL_TENANT_ID
+from shared.bulk_load import bulk_load
 from shared.migrate import apply_migrations
 
-SEED_VERSION = "3"
+SEED_VERSION = "4"
 DEFAULT_SERVER_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SIZES = {"smoke": 2_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 # The users the benchmark signs in as (tokens are minted for them): user 0 is an admin.
@@ -152,22 +153,13 @@ def user_rows(plan: SeedPlan, rng: random.Random) -> Iterator[tuple[Any, ...]]:
             user_id_of(index),
             uuid.UUID(LOCAL_TENANT_ID),
             token_user_oid(index),
+            None,
             email,
             name,
             index < ADMIN_USERS,
             created,
             created,
         )
-
-
-REGISTRATION_COLUMNS = (
-    "registration_id", "endpoint_url", "endpoint_name", "description", "owner_contact", "available_tools",
-    "status", "submitter_id", "approver_id", "submitted_at", "approved_at", "created_at", "updated_at",
-    "server_name", "version", "transport",
-)
-AUDIT_COLUMNS = (
-    "log_id", "registration_id", "user_id", "action", "previous_status", "new_status", "metadata", "timestamp",
-)
 
 
 def registration_and_audit_rows(
@@ -259,19 +251,6 @@ async def _recreate_database(admin_dsn: str, plan: SeedPlan) -> None:
         await admin.close()
 
 
-async def _secondary_indexes(conn: asyncpg.Connection, table: str) -> list[tuple[str, str]]:
-    rows = await conn.fetch(
-        """
-        SELECT i.relname AS name, pg_get_indexdef(i.oid) AS definition
-          FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-         WHERE x.indrelid = $1::regclass
-           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)
-        """,
-        table,
-    )
-    return [(row["name"], row["definition"]) for row in rows]
-
-
 async def vacuum_database(conn: asyncpg.Connection) -> None:
     # Every table: the counter rows that each write updates bloat fastest (registration_counts reached 19 MB).
     await conn.execute("VACUUM (ANALYZE)")
@@ -294,32 +273,15 @@ async def seed(plan: SeedPlan, admin_dsn: str = DEFAULT_SERVER_DSN, *, force: bo
     try:
         await apply_migrations(conn)
         await conn.execute("CREATE TABLE bench_meta (key text PRIMARY KEY, value text NOT NULL)")
-        await conn.execute("SET maintenance_work_mem = '1GB'")
-        await conn.execute("SET session_replication_role = replica")  # no FK checks or count triggers while loading
-        dropped: list[tuple[str, str]] = []
-        for table in ("registrations", "audit_log"):
-            for name, definition in await _secondary_indexes(conn, table):
-                await conn.execute(f'DROP INDEX "{name}"')
-                dropped.append((name, definition))
         rng = random.Random(20251111)
-        await conn.copy_records_to_table("users", records=user_rows(plan, rng))
-        log(f"seed: {plan.users} users ({time.perf_counter() - started:.1f}s)")
+        users = list(user_rows(plan, rng))
         rows, audit = registration_and_audit_rows(plan, rng)
-        await conn.copy_records_to_table("registrations", records=rows, columns=list(REGISTRATION_COLUMNS))
-        log(f"seed: {plan.registrations} registrations ({time.perf_counter() - started:.1f}s)")
-        await conn.copy_records_to_table("audit_log", records=audit, columns=list(AUDIT_COLUMNS))
-        log(f"seed: {len(audit)} audit entries ({time.perf_counter() - started:.1f}s)")
-        del audit
-        for _name, definition in dropped:
-            await conn.execute(definition)
-        log(f"seed: {len(dropped)} indexes rebuilt ({time.perf_counter() - started:.1f}s)")
-        await conn.execute("SET session_replication_role = origin")
+        # The production bulk path: one transaction, counter triggers on, indexes built after the rows.
+        loaded = await bulk_load(conn, users=users, registrations=rows, audit_entries=audit, log=log)
         await conn.execute(
-            """
-            UPDATE registration_counts c
-               SET row_count = coalesce((SELECT count(*) FROM registrations r WHERE r.status = c.status), 0)
-            """
+            "INSERT INTO bench_meta (key, value) VALUES ('load_seconds', $1)", str(loaded.seconds)
         )
+        log(f"seed: {loaded.registrations} registrations, {loaded.audit_entries} audit entries loaded in {loaded.seconds}s")
         await vacuum_database(conn)
         await conn.execute(
             "INSERT INTO bench_meta (key, value) VALUES ('seeded', $1)", f"{SEED_VERSION}:{plan.registrations}"

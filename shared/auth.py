@@ -64,6 +64,8 @@ class Caller:
 class _VerifiedToken:
     tenant_id: UUID
     oid: str
+    # The subject: only used to claim a user imported from the FastAPI version, which keyed users by it.
+    sub: str | None
     email: str
     name: str
     is_admin: bool
@@ -182,6 +184,7 @@ async def verify_token(token: str, settings: AuthSettings) -> _VerifiedToken:
     return _VerifiedToken(
         tenant_id=settings.tenant_id,
         oid=claims["oid"].lower(),
+        sub=claims["sub"] if isinstance(claims.get("sub"), str) else None,
         email=_first_string(claims, "email", "preferred_username", "upn", "unique_name"),
         name=_first_string(claims, "name"),
         is_admin=is_admin_claims(claims, settings),
@@ -284,6 +287,7 @@ async def authenticate(req: func.HttpRequest) -> Caller:
     signed_in = await upsert_signed_in_user(
         tenant_id=verified.tenant_id,
         oid=verified.oid,
+        sub=verified.sub,
         email=verified.email,
         display_name=verified.name,
         is_admin=verified.is_admin,

@@ -13,22 +13,32 @@ from shared.errors import NotFound
 from shared.http import json_response
 from shared.models import User
 
-# One statement: insert, or update only when something changed (no write for a returning user), or
-# read the existing row. `xmax = 0` tells a fresh insert from an update.
+# One statement: claim an imported user (sql/0010) whose old key is the token's `sub` and who has no `oid` yet
+# (only when no user has this `oid` already), else insert, or update only when something changed (no write for a
+# returning user), or read the existing row. `xmax = 0` tells a fresh insert from an update. A concurrent claim
+# of the same row waits for the first and then finds `entra_id` set: its insert meets the claimed row.
 UPSERT_USER_SQL = """
-WITH upserted AS (
+WITH claimed AS (
+    UPDATE users
+       SET entra_id = $2, email = $3, display_name = $4, is_admin = $5
+     WHERE tenant_id = $1 AND legacy_sub = $6 AND entra_id IS NULL
+       AND NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND entra_id = $2)
+    RETURNING user_id, false AS created
+), upserted AS (
     INSERT INTO users (tenant_id, entra_id, email, display_name, is_admin)
-    VALUES ($1, $2, $3, $4, $5)
+    SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM claimed)
     ON CONFLICT (tenant_id, entra_id) DO UPDATE
         SET email = EXCLUDED.email, display_name = EXCLUDED.display_name, is_admin = EXCLUDED.is_admin
         WHERE (users.email, users.display_name, users.is_admin)
               IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.display_name, EXCLUDED.is_admin)
     RETURNING user_id, (xmax = 0) AS created
 )
+SELECT user_id, created FROM claimed
+UNION ALL
 SELECT user_id, created FROM upserted
 UNION ALL
 SELECT user_id, false FROM users
- WHERE tenant_id = $1 AND entra_id = $2 AND NOT EXISTS (SELECT 1 FROM upserted)
+ WHERE tenant_id = $1 AND entra_id = $2 AND NOT EXISTS (SELECT 1 FROM claimed) AND NOT EXISTS (SELECT 1 FROM upserted)
 """
 
 SELECT_USER_SQL = """
@@ -45,9 +55,10 @@ class SignedInUser:
 
 
 async def upsert_signed_in_user(
-    *, tenant_id: UUID, oid: str, email: str, display_name: str, is_admin: bool
+    *, tenant_id: UUID, oid: str, sub: str | None, email: str, display_name: str, is_admin: bool
 ) -> SignedInUser:
-    args = (tenant_id, oid, email, display_name, is_admin)
+    """The caller's user: claimed from an import by (tenant, sub), else found or created by (tenant, oid)."""
+    args = (tenant_id, oid, email, display_name, is_admin, sub)
     async with db.connection() as conn:
         row = await conn.fetchrow(UPSERT_USER_SQL, *args)
         if row is None:
