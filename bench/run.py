@@ -183,6 +183,7 @@ class Context:
     ids: list[uuid.UUID]
     urls: list[str]
     days: list[tuple[datetime, datetime]]
+    months: list[tuple[datetime, datetime]]  # 30-day windows that start and end inside a day
     deep_offset: int
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
@@ -217,6 +218,17 @@ def build_scenarios(ctx: Context) -> list[Scenario]:
         return "/api/registrations?" + "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
 
     limit = {"limit": str(LIST_LIMIT)}
+    # The admin's audit page reads 50 entries (the API's default).
+    audit_limit = {"limit": "50"}
+    actions = ["Created", "Approved", "Rejected", "Updated"]
+    audit_users = [seeding.user_id_of(n) for n in range(0, ctx.plan.users, max(1, ctx.plan.users // 100))]
+
+    def audit_call(params: dict[str, str]) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+        return lambda v: audit.list_audit_logs(AuditLogQuery.model_validate({**params, **v}))
+
+    def audit_path(params: dict[str, str]) -> str:
+        return "/api/audit-logs?" + "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
+
     rare = [seeding.rare_term(i) for i in range(0, ctx.plan.registrations, max(1, ctx.plan.registrations // 100))]
     statuses = ["Approved", "Pending", "Rejected"]
     create_token = "zqx000000000"
@@ -272,6 +284,20 @@ def build_scenarios(ctx: Context) -> list[Scenario]:
                  lambda v: audit.list_audit_logs(AuditLogQuery.model_validate({"from": iso(v["from"]), "to": iso(v["to"])})),
                  {"from": ctx.days[0][0], "to": ctx.days[0][1]},
                  lambda: ({"from": a, "to": b} for a, b in itertools.cycle(ctx.days))),
+        Scenario("audit_first", "get", 200, "admin", [audit_path(audit_limit)], audit_call(audit_limit), {},
+                 constant_variant),
+        Scenario("audit_deep", "get", 200, "admin", [audit_path({**limit, "offset": str(ctx.deep_offset)})],
+                 audit_call({**limit, "offset": str(ctx.deep_offset)}), {}, constant_variant),
+        Scenario("audit_by_user", "get", 200, "admin", [audit_path({**audit_limit, "user_id": str(u)}) for u in audit_users],
+                 audit_call(audit_limit), {"user_id": str(audit_users[0])},
+                 cycle_variants("user_id", [str(u) for u in audit_users])),
+        Scenario("audit_by_action", "get", 200, "admin", [audit_path({**audit_limit, "action": a}) for a in actions],
+                 audit_call(audit_limit), {"action": actions[0]}, cycle_variants("action", actions)),
+        Scenario("audit_30_days", "get", 200, "admin",
+                 [audit_path({**audit_limit, "from": iso(a), "to": iso(b)}) for a, b in ctx.months],
+                 lambda v: audit.list_audit_logs(AuditLogQuery.model_validate({**audit_limit, "from": iso(v["from"]), "to": iso(v["to"])})),
+                 {"from": ctx.months[0][0], "to": ctx.months[0][1]},
+                 lambda: ({"from": a, "to": b} for a, b in itertools.cycle(ctx.months))),
         Scenario("create", "create", 201, "users", [], create_call, {"token": create_token}, create_variants,
                  write=True, count_samples=5),
         Scenario("approve", "approve", 200, "admin", [],
@@ -303,6 +329,10 @@ async def sample_context(dsn: str, plan: seeding.SeedPlan, tokens: dict[str, lis
     for n in range(100):
         start = (first + timedelta(days=(n * 37) % span_days)).replace(hour=0, minute=0, second=0, microsecond=0)
         days.append((start, start + timedelta(days=1)))
+    months = []
+    for n in range(100):
+        start = first + timedelta(days=(n * 37) % max(1, span_days - 31), hours=7, minutes=n % 60)
+        months.append((start, start + timedelta(days=30, hours=5)))
     tenant = uuid.UUID(seeding.LOCAL_TENANT_ID)
     callers = []
     for index in range(seeding.TOKEN_USERS):
@@ -311,7 +341,7 @@ async def sample_context(dsn: str, plan: seeding.SeedPlan, tokens: dict[str, lis
                               email=email, name=name, is_admin=index < seeding.ADMIN_USERS))
     return Context(
         dsn=dsn, plan=plan, tokens=tokens, user_ids=[c.user_id for c in callers], admin=callers[0], users=callers,
-        ids=ids, urls=urls, days=days, deep_offset=min(10_000, plan.registrations // 2),
+        ids=ids, urls=urls, days=days, months=months, deep_offset=min(10_000, plan.registrations // 2),
     )
 
 
@@ -360,12 +390,10 @@ async def vacuum(dsn: str) -> None:
 
 
 async def cleanup_writes(dsn: str) -> int:
-    """Remove what write scenarios added. The per-row counter trigger is bypassed (tens of thousands of
-    updates of one counter row are slow) and the counters are recomputed from the table instead."""
+    """Remove what write scenarios added: two statements, whose counter triggers run once each (sql/0009)."""
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            await conn.execute("SET LOCAL session_replication_role = replica")
             deleted = await conn.fetchval(
                 """
                 WITH gone AS (
@@ -376,13 +404,6 @@ async def cleanup_writes(dsn: str) -> int:
                 SELECT count(*) FROM gone
                 """
             )
-            if deleted:
-                await conn.execute(
-                    """
-                    UPDATE registration_counts c
-                       SET row_count = coalesce((SELECT count(*) FROM registrations r WHERE r.status = c.status), 0)
-                    """
-                )
     finally:
         await conn.close()
     return int(deleted or 0)
@@ -448,7 +469,73 @@ def write_wrk_config(path: Path, scenario: Scenario, tokens: list[str], items: l
     path.write_text("\n".join(lines) + "\n")
 
 
-async def run_load(port: int, config: Path, concurrency: int, duration: float, server_pid: int, generator: str) -> dict[str, Any]:
+APP_BACKENDS_SQL = """
+SELECT pid, wait_event_type FROM pg_stat_activity
+ WHERE application_name = 'mcp-registry-api' AND datname = current_database()
+"""
+SAMPLE_EVERY_S = 0.05
+
+
+class DatabaseSampler:
+    """While a run lasts: the app's backends in pg_stat_activity every 50 ms (how many wait on a lock) and
+    the CPU time of those backend processes (/proc/<pid>/stat), i.e. the database CPU the app's requests cost."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.samples = 0
+        self.backend_samples = 0
+        self.lock_waits = 0
+        self.cpu_start: dict[int, float] = {}
+        self.cpu_end: dict[int, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    @staticmethod
+    def _cpu(pids: list[int]) -> dict[int, float]:
+        found = {}
+        for pid in pids:
+            try:
+                found[pid] = cpu_ticks(pid)
+            except OSError:  # the backend exited
+                pass
+        return found
+
+    async def start(self) -> None:
+        self._conn = await asyncpg.connect(self.dsn)
+        rows = await self._conn.fetch(APP_BACKENDS_SQL)
+        self.cpu_start = self._cpu([row["pid"] for row in rows])
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        while not self._stop.is_set():
+            rows = await self._conn.fetch(APP_BACKENDS_SQL)
+            self.samples += 1
+            self.backend_samples += len(rows)
+            self.lock_waits += sum(1 for row in rows if row["wait_event_type"] == "Lock")
+            for row in rows:
+                self.cpu_start.setdefault(row["pid"], 0.0)  # a connection opened during the run: all its CPU
+            try:
+                await asyncio.wait_for(self._stop.wait(), SAMPLE_EVERY_S)
+            except TimeoutError:
+                pass
+
+    async def stop(self) -> dict[str, Any]:
+        self.cpu_end = self._cpu(list(self.cpu_start))
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        await self._conn.close()
+        db_cpu = sum(self.cpu_end[pid] - self.cpu_start[pid] for pid in self.cpu_end)
+        return {
+            "samples": self.samples,
+            "app_backends_mean": round(self.backend_samples / self.samples, 2) if self.samples else None,
+            "lock_wait_share": round(self.lock_waits / self.backend_samples, 4) if self.backend_samples else None,
+            "app_backend_cpu_s": round(db_cpu, 3),
+        }
+
+
+async def run_load(port: int, config: Path, concurrency: int, duration: float, server_pid: int, generator: str,
+                   dsn: str | None = None) -> dict[str, Any]:
     if generator == "wrk":
         command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "30s", "-s", str(WRK_SCRIPT),
                    f"http://127.0.0.1:{port}"]
@@ -459,11 +546,15 @@ async def run_load(port: int, config: Path, concurrency: int, duration: float, s
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = cpu_ticks(server_pid)
     busy_before, total_before = machine_busy()
+    sampler = DatabaseSampler(dsn) if dsn is not None else None
+    if sampler is not None:
+        await sampler.start()
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE)
     stdout, stderr = await process.communicate()
     wall = time.perf_counter() - started
+    database = await sampler.stop() if sampler is not None else None
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_after = cpu_ticks(server_pid)
     busy_after, total_after = machine_busy()
@@ -485,6 +576,8 @@ async def run_load(port: int, config: Path, concurrency: int, duration: float, s
         # Anything else running on the machine shows here (other test suites compete for the same 2 cores).
         "loadavg_1m_after": os.getloadavg()[0],
     }
+    if database is not None:
+        result["database"] = database
     return result
 
 
@@ -501,6 +594,7 @@ def summarize_http(result: dict[str, Any], expect: int) -> dict[str, Any]:
         "p50_ms": latency["p50"] / 1000, "p95_ms": latency["p95"] / 1000, "p99_ms": latency["p99"] / 1000,
         "max_ms": latency["max"] / 1000,
         "cpu": result["cpu"],
+        "database": result.get("database"),
     }
 
 
@@ -664,9 +758,21 @@ def fmt_errors(errors: dict[str, int]) -> str:
     return ",".join(f"{k}:{v}" for k, v in sorted(errors.items())) or "-"
 
 
+def _db_ms_per_request(row: dict[str, Any]) -> str:
+    database = row["app"].get("database") or {}
+    requests = row["app"]["requests"]
+    return f"{1000 * database['app_backend_cpu_s'] / requests:.2f}" if database and requests else "-"
+
+
+def _lock_share(row: dict[str, Any]) -> str:
+    share = (row["app"].get("database") or {}).get("lock_wait_share")
+    return f"{100 * share:.1f}" if share is not None else "-"
+
+
 def print_table(report: dict[str, Any]) -> None:
     header = (f"{'scenario':22} {'c':>3} {'reqs':>7} {'errors':>12} {'rps':>8} {'p50':>7} {'p95':>7} {'p99':>7} "
-              f"{'floor rps':>9} {'fl p95':>7} {'app/fl':>6} {'gen%':>5} {'srv%':>5} {'busy':>5} {'load':>5} {'rt/req':>6} {'tx/req':>6}")
+              f"{'floor rps':>9} {'fl p95':>7} {'app/fl':>6} {'gen%':>5} {'srv%':>5} {'busy':>5} {'load':>5} {'rt/req':>6} {'tx/req':>6} "
+              f"{'dbms/req':>8} {'lock%':>6}")
     print("\n" + header)
     print("-" * len(header))
     for row in report["runs"]:
@@ -681,11 +787,14 @@ def print_table(report: dict[str, Any]) -> None:
             f"{floor.get('rps', 0):>9.1f} {floor.get('p95_ms', 0):>7.1f} {(f'{ratio:.2f}' if ratio is not None else '-'):>6} "
             f"{100 * cpu['generator_s'] / wall:>5.0f} {100 * cpu['server_s'] / wall:>5.0f} "
             f"{cpu['machine_busy_s'] / wall:>5.2f} {cpu['loadavg_1m_after']:>5.1f} "
-            f"{rt.get('round_trips_per_request', '-'):>6} {rt.get('idle_round_trips_per_request', '-'):>6}"
+            f"{rt.get('round_trips_per_request', '-'):>6} {rt.get('idle_round_trips_per_request', '-'):>6} "
+            f"{_db_ms_per_request(row):>8} {_lock_share(row):>6}"
         )
     print("(latencies in ms; gen%/srv% = CPU of the load generator / serving process as % of one core; busy = cores in use "
           "on the whole machine during the run; load = 1-minute load average after it; "
-          "rt/req = database round trips per request, tx/req = round trips that ended outside a transaction block)")
+          "rt/req = database round trips per request, tx/req = round trips that ended outside a transaction block; "
+          "dbms/req = CPU ms of the app's database backends per request; lock% = share of the app's backends "
+          "waiting on a lock, sampled every 50 ms)")
     cold = report.get("cold_start", {})
     if cold:
         imports = cold.get("imports", {})
@@ -772,7 +881,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         row["approve_pool"] = len(items)
                     write_wrk_config(config, scenario, tokens_for, items, f"{ctx.nonce}c{concurrency}")
                     reset_peak_rss(server.pid)
-                    raw = await run_load(server.port, config, concurrency, args.duration, server.pid, generator)
+                    raw = await run_load(server.port, config, concurrency, args.duration, server.pid, generator, dsn)
                     row["app"] = summarize_http(raw, scenario.expect)
                     row["app"]["peak_rss_mb"] = round(rss_kib(server.pid, "VmHWM") / 1024, 1)
                     row["app"]["drain_s"] = await wait_app_idle(dsn)

@@ -17,8 +17,15 @@ import pytest
 
 from tests.conftest import create_migrated_database, drop_database
 from tests.support.counters import counter_mismatches, generation
-from tests.support.registrations import AUDIT_LOGS, REGISTRATIONS, create_registration, decide, registration_body, user_id_of
 from tests.support.issuer import bearer
+from tests.support.registrations import (
+    AUDIT_LOGS,
+    REGISTRATIONS,
+    create_registration,
+    decide,
+    registration_body,
+    user_id_of,
+)
 
 TokenFactory = Callable[..., str]
 
