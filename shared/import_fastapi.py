@@ -37,7 +37,7 @@ import asyncpg
 from shared.bulk_load import bulk_load
 from shared.migrate import connect
 from shared.registrations import derived_server_name
-from shared.settings import AuthSettings, DatabaseSettings, RegistrySettings, SettingsError
+from shared.settings import DatabaseSettings, RegistrySettings, SettingsError
 from shared.urls import canonical_endpoint_url
 
 DEFAULT_VERSION = "1.0.0"
@@ -336,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     environ = {**os.environ, **({"DATABASE_URL": args.database_url} if args.database_url else {})}
     try:
         settings = DatabaseSettings.from_env(environ)
-        tenant_id = UUID(args.tenant_id) if args.tenant_id else AuthSettings.from_env(environ).tenant_id
+        tenant = args.tenant_id or environ.get("ENTRA_TENANT_ID", "").strip()
+        if not tenant:
+            raise SettingsError("the tenant of the imported users is needed: --tenant-id or ENTRA_TENANT_ID")
+        tenant_id = UUID(tenant)
         namespace = args.namespace or RegistrySettings.from_env(environ).server_namespace
     except (SettingsError, ValueError) as exc:
         print(f"import refused: {exc}", file=sys.stderr)
