@@ -54,12 +54,7 @@ SELECT (SELECT count(*) FROM (
 
 async def measure(admin_dsn: str, registrations: int, mode: str) -> dict[str, Any]:
     plan = seeding.SeedPlan(f"load_{mode}_{registrations}", registrations)
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{plan.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{plan.database}"')
-    finally:
-        await admin.close()
+    await seeding.recreate_database(admin_dsn, plan)
     dsn = seeding.with_database(admin_dsn, plan.database)
     conn = await asyncpg.connect(dsn)
     try:

@@ -242,7 +242,7 @@ async def _existing_seed(admin_dsn: str, plan: SeedPlan) -> bool:
         await conn.close()
 
 
-async def _recreate_database(admin_dsn: str, plan: SeedPlan) -> None:
+async def recreate_database(admin_dsn: str, plan: SeedPlan) -> None:
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{plan.database}" WITH (FORCE)')
@@ -268,7 +268,7 @@ async def seed(plan: SeedPlan, admin_dsn: str = DEFAULT_SERVER_DSN, *, force: bo
         log(f"seed: reusing {plan.database}" + (f" (applied {', '.join(applied)})" if applied else ""))
         return dsn
     started = time.perf_counter()
-    await _recreate_database(admin_dsn, plan)
+    await recreate_database(admin_dsn, plan)
     conn = await asyncpg.connect(dsn)
     try:
         await apply_migrations(conn)

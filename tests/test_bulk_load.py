@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from shared.bulk_load import bulk_load
-from tests.conftest import create_migrated_database, drop_database
 from tests.support.counters import counter_mismatches, generation
+from tests.support.databases import own_migrated_database
 
 INDEXES_SQL = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('registrations', 'audit_log') ORDER BY 1"
 T0 = datetime(2025, 2, 1, tzinfo=UTC)
@@ -21,13 +21,8 @@ T0 = datetime(2025, 2, 1, tzinfo=UTC)
 
 @pytest.fixture
 async def conn(pg_server_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    dsn = await create_migrated_database(pg_server_dsn, prefix="mcpreg_bulk")
-    connection = await asyncpg.connect(dsn)
-    try:
+    async with own_migrated_database(pg_server_dsn, "mcpreg_bulk") as connection:
         yield connection
-    finally:
-        await connection.close()
-        await drop_database(pg_server_dsn, dsn)
 
 
 def rows(count: int, user_id: uuid.UUID) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:

@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import create_migrated_database, drop_database
 from tests.support.counters import counter_mismatches, generation
+from tests.support.databases import own_migrated_database
 from tests.support.issuer import bearer
 from tests.support.registrations import (
     AUDIT_LOGS,
@@ -151,22 +151,22 @@ async def test_time_range_total_equals_a_count_of_the_range(
 
 @pytest.fixture
 async def own_database(pg_server_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    dsn = await create_migrated_database(pg_server_dsn, prefix="mcpreg_counters")
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with own_migrated_database(pg_server_dsn, "mcpreg_counters") as conn:
         yield conn
-    finally:
-        await conn.close()
-        await drop_database(pg_server_dsn, dsn)
+
+
+async def new_user(conn: asyncpg.Connection) -> uuid.UUID:
+    user_id: uuid.UUID = await conn.fetchval(
+        "INSERT INTO users (tenant_id, entra_id) VALUES (gen_random_uuid(), gen_random_uuid()::text) RETURNING user_id"
+    )
+    return user_id
 
 
 async def test_50k_registrations_and_their_audit_entries_in_one_transaction_leave_exact_counters(
     own_database: asyncpg.Connection,
 ) -> None:
     conn = own_database
-    user_id = await conn.fetchval(
-        "INSERT INTO users (tenant_id, entra_id) VALUES (gen_random_uuid(), 'bulk') RETURNING user_id"
-    )
+    user_id = await new_user(conn)
     before = await generation(conn)
 
     async with conn.transaction():
@@ -202,9 +202,7 @@ async def test_one_statement_deleting_and_one_changing_many_rows_keep_the_counte
     own_database: asyncpg.Connection,
 ) -> None:
     conn = own_database
-    user_id = await conn.fetchval(
-        "INSERT INTO users (tenant_id, entra_id) VALUES (gen_random_uuid(), 'bulk') RETURNING user_id"
-    )
+    user_id = await new_user(conn)
     await conn.execute(
         """
         INSERT INTO registrations (endpoint_url, endpoint_name, owner_contact, server_name, submitter_id)
@@ -232,9 +230,7 @@ async def test_one_statement_deleting_and_one_changing_many_rows_keep_the_counte
 
 async def test_the_audit_log_refuses_updates(own_database: asyncpg.Connection) -> None:
     conn = own_database
-    user_id = await conn.fetchval(
-        "INSERT INTO users (tenant_id, entra_id) VALUES (gen_random_uuid(), 'auditor') RETURNING user_id"
-    )
+    user_id = await new_user(conn)
     log_id = await conn.fetchval(
         "INSERT INTO audit_log (registration_id, user_id, action) VALUES (gen_random_uuid(), $1, 'Created')"
         " RETURNING log_id",

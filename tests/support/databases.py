@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -45,3 +47,15 @@ async def drop_database(server_dsn_: str, dsn: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@asynccontextmanager
+async def own_migrated_database(server_dsn_: str, prefix: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a migrated database of the test's own (for writes that must not meet other tests' rows)."""
+    dsn = await create_migrated_database(server_dsn_, prefix=prefix)
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+        await drop_database(server_dsn_, dsn)
