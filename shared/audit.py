@@ -13,8 +13,13 @@ from shared.http import json_response
 from shared.models import AuditEntry, AuditLogList, AuditLogQuery
 from shared.sql import Conditions
 
+# The author's name and e-mail are looked up per entry of the page (an index lookup each): a join would let a
+# generic plan, which does not know the page's LIMIT and expects a tenth of the entries, hash the whole users
+# table (34 ms with 50 000 users, measured at 1M registrations; 0.5 ms for the 50 lookups).
 AUDIT_COLUMNS = """
-    l.log_id, l.registration_id, l.user_id, u.email AS user_email, u.display_name AS user_display_name,
+    l.log_id, l.registration_id, l.user_id,
+    (SELECT u.email FROM users u WHERE u.user_id = l.user_id) AS user_email,
+    (SELECT u.display_name FROM users u WHERE u.user_id = l.user_id) AS user_display_name,
     l.action, l.previous_status, l.new_status, l.metadata, l."timestamp"
 """
 
@@ -125,7 +130,7 @@ WITH page AS (
 )
 SELECT ({total_sql}) AS total, p.*
   FROM (SELECT 1) AS one
-  LEFT JOIN (SELECT {AUDIT_COLUMNS} FROM page l JOIN users u ON u.user_id = l.user_id) p ON true
+  LEFT JOIN (SELECT {AUDIT_COLUMNS} FROM page l) p ON true
  ORDER BY p."timestamp" DESC, p.log_id DESC
 """
     return sql, args
