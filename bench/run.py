@@ -470,7 +470,7 @@ def write_wrk_config(path: Path, scenario: Scenario, tokens: list[str], items: l
 
 
 APP_BACKENDS_SQL = """
-SELECT pid, wait_event_type FROM pg_stat_activity
+SELECT pid, wait_event_type, state <> 'idle' AS busy FROM pg_stat_activity
  WHERE application_name = 'mcp-registry-api' AND datname = current_database()
 """
 SAMPLE_EVERY_S = 0.05
@@ -484,6 +484,7 @@ class DatabaseSampler:
         self.dsn = dsn
         self.samples = 0
         self.backend_samples = 0
+        self.busy_samples = 0
         self.lock_waits = 0
         self.cpu_start: dict[int, float] = {}
         self.cpu_end: dict[int, float] = {}
@@ -511,6 +512,7 @@ class DatabaseSampler:
             rows = await self._conn.fetch(APP_BACKENDS_SQL)
             self.samples += 1
             self.backend_samples += len(rows)
+            self.busy_samples += sum(1 for row in rows if row["busy"])
             self.lock_waits += sum(1 for row in rows if row["wait_event_type"] == "Lock")
             for row in rows:
                 self.cpu_start.setdefault(row["pid"], 0.0)  # a connection opened during the run: all its CPU
@@ -529,7 +531,10 @@ class DatabaseSampler:
         return {
             "samples": self.samples,
             "app_backends_mean": round(self.backend_samples / self.samples, 2) if self.samples else None,
+            "app_backends_busy_mean": round(self.busy_samples / self.samples, 2) if self.samples else None,
+            # Of the app's connections (the floor's idle pool included, hence also the share of busy ones).
             "lock_wait_share": round(self.lock_waits / self.backend_samples, 4) if self.backend_samples else None,
+            "lock_wait_share_of_busy": round(self.lock_waits / self.busy_samples, 4) if self.busy_samples else None,
             "app_backend_cpu_s": round(db_cpu, 3),
         }
 
@@ -765,7 +770,7 @@ def _db_ms_per_request(row: dict[str, Any]) -> str:
 
 
 def _lock_share(row: dict[str, Any]) -> str:
-    share = (row["app"].get("database") or {}).get("lock_wait_share")
+    share = (row["app"].get("database") or {}).get("lock_wait_share_of_busy")
     return f"{100 * share:.1f}" if share is not None else "-"
 
 
@@ -793,7 +798,7 @@ def print_table(report: dict[str, Any]) -> None:
     print("(latencies in ms; gen%/srv% = CPU of the load generator / serving process as % of one core; busy = cores in use "
           "on the whole machine during the run; load = 1-minute load average after it; "
           "rt/req = database round trips per request, tx/req = round trips that ended outside a transaction block; "
-          "dbms/req = CPU ms of the app's database backends per request; lock% = share of the app's backends "
+          "dbms/req = CPU ms of the app's database backends per request; lock% = share of the app's busy backends "
           "waiting on a lock, sampled every 50 ms)")
     cold = report.get("cold_start", {})
     if cold:
