@@ -35,11 +35,13 @@ AUDIT_COLUMNS = (
 PROGRESS_EVERY = 100_000
 
 IS_EMPTY_SQL = "SELECT NOT EXISTS (SELECT 1 FROM registrations) AND NOT EXISTS (SELECT 1 FROM audit_log)"
-# Indexes that no constraint owns (the primary and unique keys stay: they check the rows as they come).
+# Indexes that are neither a constraint's nor unique (primary keys and unique indexes stay: they check the
+# rows as they come).
 SECONDARY_INDEXES_SQL = """
 SELECT i.relname AS name, pg_get_indexdef(i.oid) AS definition
   FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
  WHERE x.indrelid = ANY ($1::regclass[])
+   AND NOT x.indisunique
    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)
  ORDER BY i.relname
 """
