@@ -97,8 +97,9 @@ async def test_totals_equal_counts_after_200_concurrent_creates_edits_decisions_
 
 @pytest.fixture
 async def dated_entries(db: asyncpg.Connection) -> AsyncIterator[tuple[uuid.UUID, datetime]]:
-    """Audit entries every 37 minutes over ten days in a year no other test writes, by a user of their own."""
-    base = datetime(2031, 3, 10, tzinfo=UTC)
+    """Audit entries every 37 minutes over ten days in a year no other test writes (long past, so that pages of
+    other tests, newest first, never reach them), by a user of their own; removed afterwards."""
+    base = datetime(2011, 3, 10, tzinfo=UTC)
     user_id = await db.fetchval(
         "INSERT INTO users (tenant_id, entra_id) VALUES (gen_random_uuid(), gen_random_uuid()::text) RETURNING user_id"
     )
@@ -111,19 +112,20 @@ async def dated_entries(db: asyncpg.Connection) -> AsyncIterator[tuple[uuid.UUID
         user_id, base,
     )
     yield user_id, base
+    await db.execute("DELETE FROM audit_log WHERE user_id = $1", user_id)
 
 
 @pytest.mark.parametrize(
     ("start", "end"),
     [
-        ("2031-03-11T05:17:00+00:00", "2031-03-16T22:03:00+00:00"),  # partial days at both edges
-        ("2031-03-11T00:00:00+00:00", "2031-03-15"),  # whole days only (`to` as a date includes that day)
-        ("2031-03-12T10:00:00+00:00", "2031-03-12T18:30:00+00:00"),  # inside one day
-        ("2031-03-11T23:00:00+00:00", "2031-03-12T01:00:00+00:00"),  # across one midnight, no whole day
-        ("2031-03-13T12:00:00+02:00", "2031-03-15T00:30:00-05:00"),  # offsets other than UTC
-        (None, "2031-03-14T07:00:00+00:00"),  # open start
-        ("2031-03-14T07:00:00+00:00", None),  # open end
-        ("2031-03-14T07:00:00+00:00", "9999-12-31"),  # the last representable day
+        ("2011-03-11T05:17:00+00:00", "2011-03-16T22:03:00+00:00"),  # partial days at both edges
+        ("2011-03-11T00:00:00+00:00", "2011-03-15"),  # whole days only (`to` as a date includes that day)
+        ("2011-03-12T10:00:00+00:00", "2011-03-12T18:30:00+00:00"),  # inside one day
+        ("2011-03-11T23:00:00+00:00", "2011-03-12T01:00:00+00:00"),  # across one midnight, no whole day
+        ("2011-03-13T12:00:00+02:00", "2011-03-15T00:30:00-05:00"),  # offsets other than UTC
+        (None, "2011-03-14T07:00:00+00:00"),  # open start
+        ("2011-03-14T07:00:00+00:00", None),  # open end
+        ("2011-03-14T07:00:00+00:00", "9999-12-31"),  # the last representable day
     ],
 )
 async def test_time_range_total_equals_a_count_of_the_range(
