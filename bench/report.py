@@ -12,6 +12,19 @@ def _errors(errors: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "0"
 
 
+def _db_cpu_ms(app: dict[str, Any]) -> str:
+    database = app.get("database") or {}
+    return f"{1000 * database['app_backend_cpu_s'] / app['requests']:.2f}" if database and app["requests"] else "-"
+
+
+def _lock_wait(app: dict[str, Any]) -> str:
+    database = app.get("database") or {}
+    share = database.get("lock_wait_share_of_busy")
+    if share is None and database.get("lock_wait_share") is not None:
+        return f"{100 * database['lock_wait_share']:.1f}% of all"  # results written before the busy share existed
+    return f"{100 * share:.1f}%" if share is not None else "-"
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"### {report['size']} ({report['registrations']:,} registrations)",
@@ -20,8 +33,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"pool {report.get('pool_max_size')}; list pages limit {report['list_limit']}",
         "",
         "| scenario | c | requests | errors | RPS | p50 ms | p95 ms | p99 ms | floor RPS | floor p95 | app/floor "
-        "| gen CPU | server CPU | machine busy | load | rt/req | tx/req |",
-        "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| gen CPU | server CPU | machine busy | load | rt/req | tx/req | DB CPU ms/req | lock wait |",
+        "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in report["runs"]:
         app, floor = row["app"], row.get("floor") or {}
@@ -35,7 +48,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {floor.get('p95_ms', 0):.1f} | {f'{ratio:.2f}' if ratio is not None else '-'} "
             f"| {100 * cpu['generator_s'] / wall:.0f}% | {100 * cpu['server_s'] / wall:.0f}% "
             f"| {cpu['machine_busy_s'] / wall:.2f} | {cpu.get('loadavg_1m_after', 0):.1f} "
-            f"| {rt.get('round_trips_per_request', '-')} | {rt.get('idle_round_trips_per_request', '-')} |"
+            f"| {rt.get('round_trips_per_request', '-')} | {rt.get('idle_round_trips_per_request', '-')} "
+            f"| {_db_cpu_ms(app)} | {_lock_wait(app)} |"
         )
     cold = report.get("cold_start") or {}
     imports = cold.get("imports", {})
