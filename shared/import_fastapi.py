@@ -203,9 +203,11 @@ async def plan_import(
         )
     }
     slugs = {derived_server_name(row["endpoint_name"] or "", namespace) for row in source.registrations}
+    # Server names are unique ignoring case (sql/0008); derived ones are lower case.
     names_taken = {
-        row["server_name"] for row in await target.fetch(
-            "SELECT server_name FROM registrations WHERE server_name = ANY($1::text[]) OR server_name LIKE ANY($2::text[])",
+        row["name"] for row in await target.fetch(
+            "SELECT lower(server_name) AS name FROM registrations"
+            " WHERE lower(server_name) = ANY($1::text[]) OR lower(server_name) LIKE ANY($2::text[])",
             list(slugs), [f"{slug}-%" for slug in slugs],
         )
     }
@@ -241,9 +243,9 @@ async def plan_import(
         assert url is not None
         url_holders[url] = registration_id
         server_name = derived_server_name(row["endpoint_name"], namespace)
-        if server_name in names_taken:
+        if server_name.lower() in names_taken:
             server_name = derived_server_name(row["endpoint_name"], namespace, f"-{registration_id.hex[:8]}")
-        names_taken.add(server_name)
+        names_taken.add(server_name.lower())
         decided = row["status"] != "Pending"
         registrations.append((
             registration_id, url, row["endpoint_name"], row["description"], row["owner_contact"],
