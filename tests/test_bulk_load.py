@@ -86,7 +86,7 @@ async def test_a_failing_load_leaves_nothing_behind(conn: asyncpg.Connection) ->
     with pytest.raises(asyncpg.CheckViolationError):
         await bulk_load(conn, users=[user(user_id)], registrations=registrations, audit_entries=audit)
 
-    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+    assert await conn.fetchval("SELECT count(*) FROM users WHERE user_id = $1", user_id) == 0
     assert await conn.fetchval("SELECT count(*) FROM registrations") == 0
     assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
     assert await conn.fetch(INDEXES_SQL) == indexes_before
