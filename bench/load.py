@@ -1,7 +1,7 @@
 """Bulk-load times: `uv run python -m bench.load --sizes 25k,100k`.
 
 Loads the seeder's registrations and audit entries (about 1.85 per registration) through the production
-bulk-load path (shared.bulk_load: one transaction, counter triggers on) into a fresh migrated database, in two
+bulk-load path (devtools.bulk_load: one transaction, counter triggers on) into a fresh migrated database, in two
 modes per size:
 - `empty`: the database has no registration, so the secondary indexes are built after the COPY;
 - `live`: the database already holds 1 000 registrations, so every index (the trigram one included) is
@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from bench import seed as seeding
-from shared.bulk_load import bulk_load
+from devtools.bulk_load import bulk_load
 from shared.migrate import apply_migrations
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -3,7 +3,7 @@
 `mcpreg_bench_<size>` on the bench server (default 127.0.0.1:5432) gets users, registrations (realistic
 URLs, names, descriptions and tools; ~60 % Approved, 25 % Pending, 15 % Rejected) and their audit trail
 (Created for every registration, a decision for every decided one, Updated for ~10 %), loaded through the
-production bulk path (shared.bulk_load: one transaction, counter triggers on, secondary indexes built after
+production bulk path (devtools.bulk_load: one transaction, counter triggers on, secondary indexes built after
 the COPY), so 1M registrations take minutes. A database that was
 seeded completely with the same size and seed version is reused as is.
 
@@ -26,8 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from devtools.bulk_load import bulk_load
 from devtools.local_issuer import LOCAL_TENANT_ID
-from shared.bulk_load import bulk_load
 from shared.migrate import apply_migrations
 
 SEED_VERSION = "4"

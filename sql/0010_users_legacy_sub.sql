@@ -1,4 +1,4 @@
--- Users imported from the FastAPI version of this service (`python -m shared.import_fastapi`) keep their
+-- Users imported from the FastAPI version of this service (`python -m devtools.import_fastapi`) keep their
 -- user_id, registrations and audit entries, but that version keyed users by the token's `sub` claim, and this
 -- one keys them by (tenant, `oid`). An imported user has no `oid` yet: `entra_id` stays NULL and `legacy_sub`
 -- holds the old key. The first sign-in whose token carries that tenant and `sub` claims the row (sets

@@ -1,4 +1,4 @@
-"""The bulk-load path (shared.bulk_load): one transaction, counters exact afterwards, indexes as before."""
+"""The bulk-load path (devtools.bulk_load): one transaction, counters exact afterwards, indexes as before."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.bulk_load import bulk_load
+from devtools.bulk_load import bulk_load
 from tests.support.counters import counter_mismatches, generation
 from tests.support.databases import own_migrated_database
 

@@ -1,4 +1,4 @@
-"""Moving in from the FastAPI version: `python -m shared.import_fastapi --from-dsn …` against a real database in
+"""Moving in from the FastAPI version: `python -m devtools.import_fastapi --from-dsn …` against a real database in
 that version's schema, then the imported user signing in here with a token whose `sub` is their old key."""
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def run_importer(source_dsn: str, database_url: str) -> subprocess.CompletedProc
     env = {**os.environ, "DATABASE_URL": database_url, "DB_SSL": "disable", "ENTRA_TENANT_ID": TENANT_ID,
            "MCP_SERVER_NAMESPACE": "com.example.imported"}
     result = subprocess.run(
-        [sys.executable, "-m", "shared.import_fastapi", "--from-dsn", source_dsn],
+        [sys.executable, "-m", "devtools.import_fastapi", "--from-dsn", source_dsn],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from tests.conftest import drop_database
+from tests.support.databases import drop_database
 
 FASTAPI_SCHEMA_SQL = """
 CREATE TABLE users (

@@ -1,7 +1,7 @@
 """Bulk loads of users, registrations and their audit entries: COPY in one transaction, counters kept.
 
-Used by the importer (`python -m shared.import_fastapi`) and by the benchmark's seeder; not deployed (see
-.funcignore). Everything is one transaction: a failure leaves nothing half-loaded. The counter triggers stay
+Used by the importer (`python -m devtools.import_fastapi`) and by the benchmark's seeder; in devtools/, never
+deployed. Everything is one transaction: a failure leaves nothing half-loaded. The counter triggers stay
 on: they run once per COPY statement over its transition table (sql/0009), so the status counts, the change
 generation and the audit log's counters are exact afterwards at the cost of one aggregate per table. Foreign
 keys and check constraints are checked as usual.

@@ -1,10 +1,10 @@
-"""Move in from the FastAPI version of this service: `python -m shared.import_fastapi --from-dsn postgresql://…`.
+"""Move in from the FastAPI version of this service: `python -m devtools.import_fastapi --from-dsn postgresql://…`.
 
 Reads that version's `users`, `registrations` and `audit_log` in one read-only snapshot (the source session is
 read-only: nothing is ever written there) and loads them into this service's database (DATABASE_URL, or
---database-url) through the bulk-load path (shared.bulk_load): one transaction, so a failure imports nothing.
+--database-url) through the bulk-load path (devtools.bulk_load): one transaction, so a failure imports nothing.
 A one-off operator tool run from a machine that reaches both databases, like `python -m shared.migrate`; it
-is not deployed with the function app (.funcignore).
+lives in devtools/, which is never deployed.
 
 - Ids, timestamps, statuses, approvers and the whole audit history are kept: the entries of deleted
   registrations too, a Deleted entry with its metadata, and metadata stored as a JSON string inside the jsonb
@@ -34,7 +34,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.bulk_load import bulk_load
+from devtools.bulk_load import bulk_load
 from shared.migrate import connect
 from shared.registrations import derived_server_name
 from shared.settings import DatabaseSettings, RegistrySettings, SettingsError
@@ -149,7 +149,7 @@ def _registration_problem(row: asyncpg.Record) -> str | None:
 async def plan_import(
     target: asyncpg.Connection, source: Source, *, tenant_id: UUID, namespace: str
 ) -> tuple[ImportSummary, list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """What to load (rows in shared.bulk_load's column order), what was imported earlier, what is reported."""
+    """What to load (rows in devtools.bulk_load's column order), what was imported earlier, what is reported."""
     summary = ImportSummary()
 
     # ---- users
@@ -331,7 +331,7 @@ async def run(from_dsn: str, settings: DatabaseSettings, tenant_id: UUID, namesp
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.import_fastapi", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m devtools.import_fastapi", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from-dsn", required=True, help="PostgreSQL DSN of the FastAPI version's database (read only)")
     parser.add_argument("--database-url", help="this service's database (default: the DATABASE_URL setting)")
