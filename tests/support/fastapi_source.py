@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from tests.support.databases import drop_database
+from tests.support.databases import create_empty_database, drop_database
 
 FASTAPI_SCHEMA_SQL = """
 CREATE TABLE users (
@@ -61,14 +59,7 @@ SELECT md5(string_agg(t, E'\\n' ORDER BY t)) FROM (
 @asynccontextmanager
 async def fastapi_database(server_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
     """A fresh database in the FastAPI schema: (its DSN, a connection to fill it)."""
-    name = f"mcpreg_fastapi_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    parts = urlsplit(server_dsn)
-    dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    dsn = await create_empty_database(server_dsn, "mcpreg_fastapi")
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(FASTAPI_SCHEMA_SQL)
