@@ -71,6 +71,7 @@ from shared.models import (
     StatusChange,
     User,
 )
+from shared.routes import RouteTemplate, route_prefix
 from shared.verification_models import ToolSetApproval, Verification
 
 OPENAPI_VERSION = "3.1.0"
@@ -79,7 +80,6 @@ API_VERSION = "0.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"
 JSON = "application/json"
 BEARER = "bearerAuth"
-ROOT = Path(__file__).resolve().parent.parent
 
 Auth = Literal["public", "user", "admin"]
 
@@ -477,7 +477,6 @@ def described(name: str) -> tuple[Operation, ...]:
 # ---------------------------------------------------------------- route templates
 
 
-_PARAMETER = re.compile(r"\{([^{}]+)\}")
 _CONSTRAINT_SCHEMAS: dict[str, dict[str, Any]] = {
     "guid": {"type": "string", "format": "uuid"},
     "int": {"type": "integer", "format": "int32"},
@@ -494,30 +493,16 @@ class PathParameter:
     catch_all: bool
 
 
-def route_prefix(host_json: Path = ROOT / "host.json") -> str:
-    try:
-        host = json.loads(host_json.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        host = {}
-    return str(host.get("extensions", {}).get("http", {}).get("routePrefix", "api")).strip("/")
-
-
 def openapi_path(prefix: str, route: str) -> tuple[str, list[PathParameter]]:
     """`registrations/{registration_id:guid}` → (`/api/registrations/{registration_id}`, its parameters)."""
-    parameters: list[PathParameter] = []
-
-    def replace(match: re.Match[str]) -> str:
-        text = match.group(1)
-        catch_all = text.startswith("*")
-        name, *constraints = text.lstrip("*").rstrip("?").split(":")
+    template = RouteTemplate.parse(prefix, route)
+    parameters = []
+    for parameter in template.parameters:
         schema: dict[str, Any] = {"type": "string"}
-        for constraint in constraints:
+        for constraint in parameter.constraints:
             schema = dict(_CONSTRAINT_SCHEMAS.get(constraint.split("(")[0].lower(), schema))
-        parameters.append(PathParameter(name, schema, catch_all))
-        return "{" + name + "}"
-
-    full = "/".join(part for part in (prefix.strip("/"), route.strip("/")) if part)
-    return "/" + _PARAMETER.sub(replace, full), parameters
+        parameters.append(PathParameter(parameter.name, schema, parameter.catch_all))
+    return template.path, parameters
 
 
 # ---------------------------------------------------------------- schemas

@@ -20,6 +20,7 @@ import pytest
 from pycep.models import BicepElement
 
 from infra.hooks import database_setup
+from shared.routes import read_host_json, route_prefix
 from shared.settings import setting_names
 from tests.support.bicep import (
     INFRA,
@@ -175,16 +176,6 @@ def auth_settings() -> dict[str, Any]:
         load(FUNCTION_APP).resource("Microsoft.Web/sites/config", "authsettingsV2").body["properties"]
     )
     return settings
-
-
-def host_json() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
-    return data
-
-
-def route_prefix() -> str:
-    prefix: str = host_json().get("extensions", {}).get("http", {}).get("routePrefix", "api")
-    return prefix
 
 
 def depends_on(decl: Decl) -> set[str]:
@@ -974,7 +965,7 @@ def test_readme_deploy_section_lists_the_remaining_manual_steps() -> None:
 
 
 def test_host_json_matches_the_platform_setup() -> None:
-    host = host_json()
+    host = read_host_json()
     assert host["version"] == "2.0"
     assert host.get("telemetryMode") == "OpenTelemetry"
     assert route_prefix() == "api"

@@ -12,17 +12,16 @@ from typing import Any
 import azure.functions as func
 import httpx
 import pytest
-from azure.functions.decorators.http import HttpTrigger
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import BaseModel
 
 import function_app
-from devtools.local_host import RouteTemplate, route_prefix_from_host_json
+from devtools.local_host import RouteMatcher
 from shared import openapi
 from shared.app_index import http_routes, indexed_functions
 from shared.errors import ApiError
 from shared.openapi import REF_TEMPLATE, build_document, described, undocumented_functions
-from tests.support.app_index import http_functions
+from shared.routes import route_prefix
 from tests.support.app_index import indexed_functions as indexed_by_tests
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -43,22 +42,12 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 
 def app_function_methods() -> dict[str, frozenset[str]]:
-    """Function name → methods, read straight from the indexed functions (not through shared.openapi)."""
-    result: dict[str, frozenset[str]] = {}
-    for function in http_functions():
-        trigger = function.get_trigger()
-        assert isinstance(trigger, HttpTrigger)
-        methods = frozenset(str(getattr(m, "value", m)).upper() for m in trigger.methods or ["GET"])
-        result[str(function.get_function_name())] = methods
-    return result
+    """Function name → methods, read from the app's index (not through shared.openapi)."""
+    return {route.name: route.methods or frozenset({"GET"}) for route in http_routes(function_app.app)}
 
 
-def app_templates() -> dict[str, RouteTemplate]:
-    prefix = route_prefix_from_host_json()
-    return {
-        str(function.get_function_name()): RouteTemplate.compile(prefix, function.get_trigger().route or "")
-        for function in http_functions()
-    }
+def app_templates() -> dict[str, RouteMatcher]:
+    return {route.name: RouteMatcher.compile(route_prefix(), route.route) for route in http_routes(function_app.app)}
 
 
 def concrete(path: str) -> str:
@@ -188,7 +177,7 @@ def entry_of(path: str, method: str, operation: dict[str, Any]) -> openapi.Opera
     entries = described(operation["x-function"])
     if len(entries) == 1:
         return entries[0]
-    prefix = route_prefix_from_host_json()
+    prefix = route_prefix()
     (entry,) = [e for e in entries if e.path and openapi.openapi_path(prefix, e.path)[0] == path and e.method == method]
     return entry
 
