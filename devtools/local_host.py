@@ -23,7 +23,6 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -37,6 +36,7 @@ from shared import db
 from shared.app_index import http_routes
 from shared.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
 from shared.http import MAX_BODY_BYTES
+from shared.routes import RouteParameter, RouteTemplate, route_prefix
 
 # With host CORS on, the anonymous MCP Registry routes (under the route prefix) answer every origin with `*`:
 # Copilot clients read them from vscode-file://, github.com and other origins of their own. On Azure, platform
@@ -61,13 +61,7 @@ _CONSTRAINTS: dict[str, Callable[[str], bool]] = {
 }
 
 
-# ---------------------------------------------------------------- host.json and CORS
-
-
-def route_prefix_from_host_json(path: Path = ROOT / "host.json") -> str:
-    host = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
-    return str(prefix).strip("/")
+# ---------------------------------------------------------------- CORS
 
 
 def parse_cors_origins(value: str | None) -> tuple[str, ...]:
@@ -76,108 +70,67 @@ def parse_cors_origins(value: str | None) -> tuple[str, ...]:
     return tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
 
 
-# ---------------------------------------------------------------- route templates
+# ---------------------------------------------------------------- route matching
 
 
-@dataclass(frozen=True)
-class RouteParameter:
-    name: str
-    constraints: tuple[str, ...]
-    optional: bool
-    catch_all: bool
-
-    def accepts(self, value: str) -> bool:
-        for constraint in self.constraints:
-            check = _CONSTRAINTS.get(constraint)
-            if check is not None:
-                if not check(value):
-                    return False
-                continue
-            match = re.fullmatch(r"(minlength|maxlength|length|min|max)\((\d+)(?:,(\d+))?\)", constraint)
-            if match is None:
-                regex = re.fullmatch(r"regex\((.*)\)", constraint)
-                if regex is not None and not re.search(regex.group(1), value):
-                    return False
-                continue
-            kind, first, second = match.group(1), int(match.group(2)), match.group(3)
-            size = len(value)
-            if kind == "minlength" and size < first:
+def accepts(parameter: RouteParameter, value: str) -> bool:
+    """Whether a route value passes the parameter's constraints (the host enforces them, the library not)."""
+    for constraint in parameter.constraints:
+        check = _CONSTRAINTS.get(constraint)
+        if check is not None:
+            if not check(value):
                 return False
-            if kind == "maxlength" and size > first:
-                return False
-            if kind == "length" and not (
-                first <= size <= int(second) if second is not None else size == first
-            ):
-                return False
-            if kind in {"min", "max"}:
-                if not re.fullmatch(r"-?\d+", value):
-                    return False
-                if (kind == "min" and int(value) < first) or (kind == "max" and int(value) > first):
-                    return False
-        return True
-
-
-_PARAMETER = re.compile(r"\{([^{}]+)\}")
-
-
-def _parse_parameter(text: str) -> RouteParameter:
-    catch_all = text.startswith("*")
-    text = text.lstrip("*")
-    optional = text.endswith("?")
-    text = text.rstrip("?")
-    name, *constraints = _split_constraints(text)
-    return RouteParameter(name=name, constraints=tuple(constraints), optional=optional, catch_all=catch_all)
-
-
-def _split_constraints(text: str) -> list[str]:
-    # "id:regex(a:b)" must not split inside the parentheses.
-    parts, depth, current = [], 0, ""
-    for char in text:
-        if char == ":" and depth == 0:
-            parts.append(current)
-            current = ""
             continue
-        depth += char == "("
-        depth -= char == ")"
-        current += char
-    parts.append(current)
-    return parts
+        match = re.fullmatch(r"(minlength|maxlength|length|min|max)\((\d+)(?:,(\d+))?\)", constraint)
+        if match is None:
+            regex = re.fullmatch(r"regex\((.*)\)", constraint)
+            if regex is not None and not re.search(regex.group(1), value):
+                return False
+            continue
+        kind, first, second = match.group(1), int(match.group(2)), match.group(3)
+        size = len(value)
+        if kind == "minlength" and size < first:
+            return False
+        if kind == "maxlength" and size > first:
+            return False
+        if kind == "length" and not (first <= size <= int(second) if second is not None else size == first):
+            return False
+        if kind in {"min", "max"}:
+            if not re.fullmatch(r"-?\d+", value):
+                return False
+            if (kind == "min" and int(value) < first) or (kind == "max" and int(value) > first):
+                return False
+    return True
 
 
 @dataclass
-class RouteTemplate:
+class RouteMatcher:
+    """A parsed route template (shared.routes) as a request matcher: literal segments case-insensitive, a
+    trailing slash accepted, optional and catch-all parameters may be left out."""
+
     template: str
     regex: re.Pattern[str]
     parameters: dict[str, RouteParameter]
 
     @classmethod
-    def compile(cls, prefix: str, route: str) -> RouteTemplate:
-        full = "/".join(part for part in (prefix.strip("/"), route.strip("/")) if part)
-        pattern, parameters = "", {}
-        segments = full.split("/") if full else []
-        for index, segment in enumerate(segments):
+    def compile(cls, prefix: str, route: str) -> RouteMatcher:
+        parsed = RouteTemplate.parse(prefix, route)
+        pattern = ""
+        for index, segment in enumerate(parsed.segments):
             separator = "/" if index else ""
-            whole = _PARAMETER.fullmatch(segment)
-            if whole is not None:
-                parameter = _parse_parameter(whole.group(1))
-                parameters[parameter.name] = parameter
-                body = ".*" if parameter.catch_all else "[^/]+"
-                group = f"(?P<{parameter.name}>{body})"
-                if parameter.optional or parameter.catch_all:
-                    pattern += f"(?:{separator}{group})?"
-                else:
-                    pattern += separator + group
-                continue
-            pattern += separator
-            position = 0
-            for match in _PARAMETER.finditer(segment):
-                pattern += re.escape(segment[position : match.start()])
-                parameter = _parse_parameter(match.group(1))
-                parameters[parameter.name] = parameter
-                pattern += f"(?P<{parameter.name}>[^/]+?)"
-                position = match.end()
-            pattern += re.escape(segment[position:])
-        return cls(full, re.compile(f"^{pattern}/?$", re.IGNORECASE), parameters)
+            match segment:
+                case (RouteParameter() as parameter,):
+                    group = f"(?P<{parameter.name}>{'.*' if parameter.catch_all else '[^/]+'})"
+                    if parameter.optional or parameter.catch_all:
+                        pattern += f"(?:{separator}{group})?"
+                    else:
+                        pattern += separator + group
+                case _:
+                    pattern += separator + "".join(
+                        re.escape(part) if isinstance(part, str) else f"(?P<{part.name}>[^/]+?)" for part in segment
+                    )
+        parameters = {parameter.name: parameter for parameter in parsed.parameters}
+        return cls(parsed.template, re.compile(f"^{pattern}/?$", re.IGNORECASE), parameters)
 
     def match(self, path: str) -> dict[str, str] | None:
         """Route values for `path` (already stripped of the leading slash), or None."""
@@ -192,7 +145,7 @@ class RouteTemplate:
                     continue
                 return None
             value = _decode_path_value(raw)
-            if not parameter.accepts(value):
+            if not accepts(parameter, value):
                 return None
             values[name] = value
         return values
@@ -210,7 +163,7 @@ def _decode_path_value(raw: str) -> str:
 class LocalFunction:
     name: str
     methods: frozenset[str] | None  # None: every method
-    template: RouteTemplate
+    template: RouteMatcher
     handler: Callable[..., Awaitable[func.HttpResponse]]
     trigger_arg: str
     wants_context: bool
@@ -222,7 +175,7 @@ def discover_functions(app: func.FunctionApp, route_prefix: str) -> list[LocalFu
         LocalFunction(
             name=route.name,
             methods=route.methods,
-            template=RouteTemplate.compile(route_prefix, route.route),
+            template=RouteMatcher.compile(route_prefix, route.route),
             handler=route.handler,
             trigger_arg=route.trigger_arg,
             wants_context="context" in inspect.signature(route.handler).parameters,
@@ -544,7 +497,7 @@ def build_host(
 
     host = LocalFunctionsHost(
         load_app(app_reference),
-        route_prefix=route_prefix_from_host_json(),
+        route_prefix=route_prefix(),
         cors_origins=parse_cors_origins(cors_value),
         cors_credentials=credentials,
         base_url=base_url,

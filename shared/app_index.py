@@ -61,14 +61,20 @@ def http_routes(app: func.FunctionApp) -> list[HttpRoute]:
             continue
         handler = function.get_user_function()
         name = function.get_function_name() or handler.__name__
-        methods = (
-            frozenset(str(getattr(method, "value", method)).upper() for method in trigger.methods)
-            if trigger.methods
-            else None
-        )
         routes.append(
             HttpRoute(
-                name=name, route=trigger.route or name, methods=methods, trigger_arg=trigger.name, handler=handler
+                name=name,
+                route=trigger.route or name,
+                methods=trigger_methods(trigger),
+                trigger_arg=trigger.name,
+                handler=handler,
             )
         )
     return routes
+
+
+def trigger_methods(trigger: HttpTrigger) -> frozenset[str] | None:
+    """The upper-case methods an HTTP trigger takes (given as strings or `func.HttpMethod`); None: every one."""
+    if not trigger.methods:
+        return None
+    return frozenset(str(getattr(method, "value", method)).upper() for method in trigger.methods)

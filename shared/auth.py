@@ -314,7 +314,7 @@ def _protected(handler: AuthenticatedHandler, *, admin: bool) -> Trigger:
             raise Forbidden("This action requires the admin role")
         return await handler(req, caller)
 
-    return endpoint(handle)
+    return endpoint(handle, "admin" if admin else "user")
 
 
 def authenticated(handler: AuthenticatedHandler) -> Trigger:

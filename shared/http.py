@@ -33,6 +33,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.logs import bind_request_fields, request_fields
+from shared.operations import Auth, record_auth
 
 logger = logging.getLogger("mcp_registry.http")
 access_logger = logging.getLogger("mcp_registry.access")
@@ -237,8 +238,9 @@ def _worker_signature() -> inspect.Signature:
     )
 
 
-def endpoint(handler: Handler) -> Trigger:
-    """Wrap a request handler as a trigger: error mapping, request log fields and the access line."""
+def endpoint(handler: Handler, auth: Auth) -> Trigger:
+    """Wrap a request handler as a trigger: error mapping, request log fields and the access line. `auth` is
+    the level the calling auth decorator enforces, recorded on the trigger for the API description."""
 
     @functools.wraps(handler)
     async def trigger(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
@@ -279,9 +281,10 @@ def endpoint(handler: Handler) -> Trigger:
             request_fields.reset(token)
 
     trigger.__signature__ = _worker_signature()  # type: ignore[attr-defined]
+    record_auth(trigger, auth)
     return trigger
 
 
 def public(handler: Handler) -> Trigger:
     """An anonymous endpoint."""
-    return endpoint(handler)
+    return endpoint(handler, "public")

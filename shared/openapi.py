@@ -1,14 +1,16 @@
 """The API's OpenAPI 3.1 document, built from the app itself, and the docs page that renders it.
 
-Nothing here is a second route table. Routes, methods and path parameters come from the function app's
-registered functions (`shared.app_index`, the same index the local host serves from). What the app cannot
-tell — summary, auth, the pydantic models of query, body and response, the error statuses — comes from
-`OPERATIONS`, keyed by function name. Schemas are the models' own JSON Schema (pydantic emits 2020-12,
-which OpenAPI 3.1 uses), and the errors are the `shared.errors` classes with their status and code.
+Nothing here describes an endpoint. Every fact comes from the function app's registered functions
+(`shared.app_index`, the same index the local host serves from): route, methods and path parameters from
+the trigger, the auth level from the auth decorator applied, and summary, models and errors from the
+function's `@Operation` declarations (`shared.operations`). Schemas are the models' own JSON Schema
+(pydantic emits 2020-12, which OpenAPI 3.1 uses), and the errors are the `shared.errors` classes with
+their status and code.
 
-A function missing from `OPERATIONS` still appears (so the document never breaks in production), as an
-operation marked `x-undocumented`; `undocumented_functions()` lists them and the agreement test fails on
-any. `GET /api/docs` serves Swagger UI from the swagger-ui-bundle-v2 package (no CDN at run time).
+A function without a declaration or an auth decorator still appears (so the document never breaks in
+production), as an operation marked `x-undocumented`; `undocumented_functions()` lists them and the
+agreement test fails on any. `GET /api/docs` serves Swagger UI from the swagger-ui-bundle-v2 package (no
+CDN at run time).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import mimetypes
 import re
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import azure.functions as func
@@ -32,46 +34,19 @@ from shared.app_index import HttpRoute, http_routes
 from shared.errors import (
     ApiError,
     DatabaseUnavailable,
-    DuplicateEndpoint,
-    DuplicateServerName,
     Forbidden,
     InternalError,
     InvalidJson,
     InvalidQuery,
-    InvalidStateTransition,
     NotFound,
     PayloadTooLarge,
-    PreconditionFailed,
     Unauthenticated,
     UnsupportedMediaType,
     ValidationFailed,
 )
-from shared.models import (
-    NO_NUL,
-    AllowlistQuery,
-    AuditLogList,
-    AuditLogQuery,
-    ByUrlQuery,
-    HealthReport,
-    LifecycleChange,
-    McpAllowlist,
-    McpRegistryError,
-    McpServerList,
-    McpServerLookupQuery,
-    McpServerResponse,
-    McpServersQuery,
-    MyRegistrationsQuery,
-    Registration,
-    RegistrationCreate,
-    RegistrationList,
-    RegistrationListQuery,
-    RegistrationUpdate,
-    ServerJsonCheck,
-    ServerJsonDocument,
-    StatusChange,
-    User,
-)
-from shared.verification_models import ToolSetApproval, Verification
+from shared.models import NO_NUL
+from shared.operations import Auth, Operation, auth_of, operations_of
+from shared.routes import RouteTemplate, route_prefix
 
 OPENAPI_VERSION = "3.1.0"
 API_TITLE = "MCP Registry API"
@@ -79,10 +54,6 @@ API_VERSION = "0.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"
 JSON = "application/json"
 BEARER = "bearerAuth"
-ROOT = Path(__file__).resolve().parent.parent
-
-Auth = Literal["public", "user", "admin"]
-
 
 # ---------------------------------------------------------------- models of bodies that have no model elsewhere
 
@@ -103,381 +74,9 @@ class Error(BaseModel):
     )
 
 
-# ---------------------------------------------------------------- the description table
-
-
-@dataclass(frozen=True)
-class Link:
-    """An OpenAPI link from an operation's success response to another operation (stateful clients)."""
-
-    operation: str
-    parameters: Mapping[str, str]
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Operation:
-    summary: str
-    auth: Auth
-    response: type[BaseModel] | None = None
-    status: int = 200
-    description: str = ""
-    query: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
-    errors: tuple[type[ApiError], ...] = ()
-    # Other success statuses with the same body (sign-in answers 201 or 200).
-    also: Mapping[int, str] = field(default_factory=dict)
-    etag: bool = False
-    location: bool = False
-    if_match: bool = False
-    links: Mapping[str, Link] = field(default_factory=dict)
-    tags: tuple[str, ...] = ()
-    # Non-JSON success bodies: media type → schema.
-    content: Mapping[str, Mapping[str, Any]] | None = None
-    # A replacement for an error status's body and headers (health's 503 is a HealthReport).
-    override: Mapping[int, tuple[type[BaseModel], Mapping[str, Any]]] = field(default_factory=dict)
-    # An error body other than Error (the MCP Registry's own).
-    error_model: type[BaseModel] = Error
-    # For a catch-all route: the concrete path under the route prefix and method this entry documents.
-    path: str | None = None
-    method: str | None = None
-    path_parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    uses_database: bool | None = None
-    # A registry read: ETag on success, If-None-Match answered with 304.
-    conditional: bool = False
-
-
-def _registration_links(*names: str) -> dict[str, Link]:
-    targets = {
-        "get": ("get_registration", "Read the registration"),
-        "update": ("update_registration", "Edit the registration (with its ETag as If-Match)"),
-        "status": ("change_registration_status", "Approve or reject the registration (with its ETag as If-Match)"),
-        "delete": ("delete_registration", "Delete the registration"),
-    }
-    links = {}
-    for name in names:
-        operation, description = targets[name]
-        parameters = {"registration_id": "$response.body#/registration_id"}
-        if name in ("update", "status"):
-            parameters["header.If-Match"] = "$response.header.ETag"
-        links[operation] = Link(operation, parameters, description)
-    return links
-
-
-_ID = {"registration_id": {"description": "The registration's id (a UUID; anything else is 404)"}}
-_SERVER_NAME = {
-    "serverName": {
-        "description": "Reverse-DNS server name `namespace/name`, its `/` sent as `%2F`",
-        "schema": {"type": "string", "minLength": 1},
-    }
-}
-
-OPERATIONS: dict[str, Operation | tuple[Operation, ...]] = {
-    "health": Operation(
-        "Is the API up and its database answering?",
-        "public",
-        HealthReport,
-        description="Polled by monitors; answers within a short timeout even when the database hangs.",
-        errors=(DatabaseUnavailable,),
-        override={503: (HealthReport, {"Retry-After": "retry"})},
-        uses_database=False,
-        tags=("health",),
-    ),
-    "sign_in_user": Operation(
-        "Create or refresh the caller's user record from the token",
-        "user",
-        User,
-        status=201,
-        also={200: "The record existed"},
-        description="201 when this request created the record, 200 when it existed.",
-    ),
-    "get_current_user": Operation("The caller's user record", "user", User),
-    "get_user": Operation(
-        "Any user's record",
-        "user",
-        User,
-        errors=(NotFound,),
-        path_parameters={"user_id": {"description": "The user's id (a UUID)"}},
-    ),
-    "create_registration": Operation(
-        "Register an MCP endpoint (starts Pending)",
-        "user",
-        Registration,
-        status=201,
-        body=RegistrationCreate,
-        errors=(DuplicateEndpoint, DuplicateServerName),
-        etag=True,
-        location=True,
-        links=_registration_links("get", "update", "status", "delete"),
-        description="Two concurrent submissions of one URL: exactly one 201, the other 409.",
-    ),
-    "list_registrations": Operation(
-        "List registrations (newest first)", "user", RegistrationList, query=RegistrationListQuery
-    ),
-    "list_my_registrations": Operation(
-        "The caller's own registrations (newest first)", "user", RegistrationList, query=MyRegistrationsQuery
-    ),
-    "get_registration_by_url": Operation(
-        "Look a registration up by its exact endpoint URL",
-        "user",
-        Registration,
-        query=ByUrlQuery,
-        errors=(NotFound,),
-        etag=True,
-        description="The compliance check for CI pipelines.",
-    ),
-    "get_registration": Operation(
-        "One registration",
-        "user",
-        Registration,
-        errors=(NotFound,),
-        etag=True,
-        path_parameters=_ID,
-        links=_registration_links("update", "status"),
-    ),
-    "update_registration": Operation(
-        "Edit a registration's metadata",
-        "user",
-        Registration,
-        body=RegistrationUpdate,
-        errors=(NotFound, Forbidden, PreconditionFailed, DuplicateEndpoint, DuplicateServerName),
-        etag=True,
-        if_match=True,
-        path_parameters=_ID,
-        links=_registration_links("get", "status", "delete"),
-        description="An admin, or the submitter while the registration is Pending; others get 403.",
-    ),
-    "change_registration_status": Operation(
-        "Approve or reject a Pending registration",
-        "admin",
-        Registration,
-        body=StatusChange,
-        errors=(NotFound, InvalidStateTransition, PreconditionFailed),
-        etag=True,
-        if_match=True,
-        path_parameters=_ID,
-        links={
-            **_registration_links("get", "delete"),
-            "mcp_server_versions": Link(
-                "mcp_registry_servers__get_v0_1_servers_by_serverName_versions",
-                {"serverName": "$response.body#/server_name"},
-                "An approved registration is served by the MCP Registry under its server name",
-            ),
-            "mcp_server_latest": Link(
-                "mcp_registry_servers__get_v0_1_servers_by_serverName_versions_latest",
-                {"serverName": "$response.body#/server_name"},
-            ),
-        },
-        description=(
-            "Only from Pending; concurrent decisions: exactly one wins, the rest get 409. With If-Match the decision "
-            "applies only to that version (412 otherwise). Without it, an approval is refused (412) while someone "
-            "else edited the registration within APPROVAL_REVIEW_WINDOW_S: reload, review, approve again."
-        ),
-    ),
-    "change_registration_lifecycle": Operation(
-        "Deprecate an approved registration, or make it active again",
-        "admin",
-        Registration,
-        body=LifecycleChange,
-        errors=(NotFound, InvalidStateTransition),
-        etag=True,
-        path_parameters=_ID,
-        description=(
-            "A deprecated server stays in the MCP Registry with status `deprecated` and the message (what to use "
-            "instead); `{\"status\": \"active\"}` undoes it. Both are audited (Deprecated / Undeprecated)."
-        ),
-    ),
-    "verify_registration": Operation(
-        "Probe the registration's endpoint over MCP now",
-        "admin",
-        Verification,
-        errors=(NotFound,),
-        path_parameters=_ID,
-        tags=("verification",),
-        description=(
-            "Connects to the endpoint over its transport with the MCP SDK's client, lists every tool and records "
-            "the outcome (see `Verification.status`); answers within PROBE_TIMEOUT_S. A verified probe of an "
-            "Approved registration whose tools differ from the approved set records `drifted` and an audit entry."
-        ),
-    ),
-    "approve_registration_tools": Operation(
-        "Approve the tool set the last probe found",
-        "admin",
-        Verification,
-        body=ToolSetApproval,
-        errors=(NotFound, InvalidStateTransition, PreconditionFailed),
-        path_parameters=_ID,
-        tags=("verification",),
-        description=(
-            "For an Approved registration whose last probe listed its tools (typically `drifted`): send the "
-            "`tools_fingerprint` you reviewed; it becomes `approved_tools_fingerprint`, a suspended server is served "
-            "again, and an audit entry is written (`Updated`, metadata.event `ToolsApproved`). 412 if the tools "
-            "changed since; 409 if the last "
-            "probe listed no tools or the registration is not Approved."
-        ),
-    ),
-    "delete_registration": Operation(
-        "Delete a registration (its audit trail stays)",
-        "admin",
-        None,
-        status=204,
-        errors=(NotFound,),
-        path_parameters=_ID,
-    ),
-    "list_audit_logs": Operation("The audit log (newest first)", "admin", AuditLogList, query=AuditLogQuery),
-    "mcp_registry_servers": (
-        Operation(
-            "MCP Registry: list the approved servers",
-            "public",
-            McpServerList,
-            path="v0.1/servers",
-            method="GET",
-            query=McpServersQuery,
-            conditional=True,
-            errors=(InvalidQuery, NotFound),
-            error_model=McpRegistryError,
-            uses_database=True,
-            tags=("mcp-registry",),
-            description="The MCP Registry v0.1 format, for GitHub Copilot and VS Code (CORS `*`).",
-        ),
-        Operation(
-            "MCP Registry: a server's versions",
-            "public",
-            McpServerList,
-            path="v0.1/servers/{serverName}/versions",
-            method="GET",
-            query=McpServerLookupQuery,
-            conditional=True,
-            errors=(InvalidQuery, NotFound),
-            error_model=McpRegistryError,
-            uses_database=True,
-            path_parameters=_SERVER_NAME,
-            tags=("mcp-registry",),
-        ),
-        Operation(
-            "MCP Registry: a server's latest version",
-            "public",
-            McpServerResponse,
-            path="v0.1/servers/{serverName}/versions/latest",
-            method="GET",
-            query=McpServerLookupQuery,
-            conditional=True,
-            errors=(InvalidQuery, NotFound),
-            error_model=McpRegistryError,
-            uses_database=True,
-            path_parameters=_SERVER_NAME,
-            tags=("mcp-registry",),
-        ),
-        Operation(
-            "MCP Registry: one version of a server",
-            "public",
-            McpServerResponse,
-            path="v0.1/servers/{serverName}/versions/{version}",
-            method="GET",
-            query=McpServerLookupQuery,
-            conditional=True,
-            errors=(InvalidQuery, NotFound),
-            error_model=McpRegistryError,
-            uses_database=True,
-            path_parameters={**_SERVER_NAME, "version": {"schema": {"type": "string", "minLength": 1}}},
-            tags=("mcp-registry",),
-        ),
-        Operation(
-            "MCP Registry: CORS preflight",
-            "public",
-            None,
-            status=204,
-            path="v0.1/servers",
-            method="OPTIONS",
-            errors=(NotFound,),
-            error_model=McpRegistryError,
-            uses_database=False,
-            tags=("mcp-registry",),
-        ),
-    ),
-    "mcp_registry_allowlist": Operation(
-        "MCP Registry: approved URLs as Copilot's allowedMcpServers",
-        "admin",
-        McpAllowlist,
-        query=AllowlistQuery,
-        errors=(NotFound,),
-        tags=("mcp-registry",),
-    ),
-    "validate_server_json": Operation(
-        "MCP Registry: check a server.json without publishing it",
-        "user",
-        ServerJsonCheck,
-        body=ServerJsonDocument,
-        tags=("mcp-registry",),
-        description=(
-            "Checks the file against the official schema (2025-12-11) and this registry's rules (namespace, one "
-            "remote, no packages, the registration rules) and answers what publishing it would register, or 422 "
-            "naming each wrong field in the file's terms. Writes nothing."
-        ),
-    ),
-    "publish_server_json": Operation(
-        "MCP Registry: publish a server.json as a Pending registration",
-        "user",
-        Registration,
-        status=201,
-        also={200: "The caller's Pending registration of that name was updated"},
-        body=ServerJsonDocument,
-        errors=(DuplicateEndpoint, DuplicateServerName, InvalidStateTransition),
-        etag=True,
-        tags=("mcp-registry",),
-        description=(
-            "Same URL rules, duplicate checks and audit as POST /api/registrations; the registration is the caller's "
-            "and Pending until an admin approves it. Publishing a name the caller owns while it is Pending updates "
-            "it; while Approved (or Rejected) it is 409 with how to proceed."
-        ),
-    ),
-    "openapi_document": Operation(
-        "This OpenAPI 3.1 document",
-        "public",
-        None,
-        content={JSON: {"type": "object"}},
-        uses_database=False,
-        tags=("api-description",),
-    ),
-    "docs_page": Operation(
-        "The API docs page (Swagger UI)",
-        "public",
-        None,
-        content={"text/html": {"type": "string"}},
-        uses_database=False,
-        tags=("api-description",),
-    ),
-    "docs_asset": Operation(
-        "A static asset of the docs page",
-        "public",
-        None,
-        content={
-            "text/javascript": {"type": "string"},
-            "text/css": {"type": "string"},
-            "image/png": {"type": "string", "contentMediaType": "image/png"},
-            JSON: {},
-        },
-        errors=(NotFound,),
-        uses_database=False,
-        path_parameters={
-            "asset": {"description": "File name of the asset", "schema": {"type": "string"}, "example": "swagger-ui.css"}
-        },
-        tags=("api-description",),
-    ),
-}
-
-
-def described(name: str) -> tuple[Operation, ...]:
-    entry = OPERATIONS.get(name)
-    if entry is None:
-        return ()
-    return entry if isinstance(entry, tuple) else (entry,)
-
-
 # ---------------------------------------------------------------- route templates
 
 
-_PARAMETER = re.compile(r"\{([^{}]+)\}")
 _CONSTRAINT_SCHEMAS: dict[str, dict[str, Any]] = {
     "guid": {"type": "string", "format": "uuid"},
     "int": {"type": "integer", "format": "int32"},
@@ -494,30 +93,16 @@ class PathParameter:
     catch_all: bool
 
 
-def route_prefix(host_json: Path = ROOT / "host.json") -> str:
-    try:
-        host = json.loads(host_json.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        host = {}
-    return str(host.get("extensions", {}).get("http", {}).get("routePrefix", "api")).strip("/")
-
-
 def openapi_path(prefix: str, route: str) -> tuple[str, list[PathParameter]]:
     """`registrations/{registration_id:guid}` → (`/api/registrations/{registration_id}`, its parameters)."""
-    parameters: list[PathParameter] = []
-
-    def replace(match: re.Match[str]) -> str:
-        text = match.group(1)
-        catch_all = text.startswith("*")
-        name, *constraints = text.lstrip("*").rstrip("?").split(":")
+    template = RouteTemplate.parse(prefix, route)
+    parameters = []
+    for parameter in template.parameters:
         schema: dict[str, Any] = {"type": "string"}
-        for constraint in constraints:
+        for constraint in parameter.constraints:
             schema = dict(_CONSTRAINT_SCHEMAS.get(constraint.split("(")[0].lower(), schema))
-        parameters.append(PathParameter(name, schema, catch_all))
-        return "{" + name + "}"
-
-    full = "/".join(part for part in (prefix.strip("/"), route.strip("/")) if part)
-    return "/" + _PARAMETER.sub(replace, full), parameters
+        parameters.append(PathParameter(parameter.name, schema, parameter.catch_all))
+    return template.path, parameters
 
 
 # ---------------------------------------------------------------- schemas
@@ -597,11 +182,13 @@ class _Schemas:
 # ---------------------------------------------------------------- errors
 
 
-def _error_classes(operation: Operation, path_parameters: Sequence[PathParameter]) -> list[type[ApiError]]:
+def _error_classes(
+    operation: Operation, auth: Auth, path_parameters: Sequence[PathParameter]
+) -> list[type[ApiError]]:
     classes: list[type[ApiError]] = []
-    if operation.auth != "public":
+    if auth != "public":
         classes.append(Unauthenticated)
-    if operation.auth == "admin":
+    if auth == "admin":
         classes.append(Forbidden)
     if operation.body is not None:
         classes += [InvalidJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
@@ -610,8 +197,8 @@ def _error_classes(operation: Operation, path_parameters: Sequence[PathParameter
     if any(parameter.schema.get("format") == "uuid" for parameter in path_parameters):
         classes.append(NotFound)  # the host refuses a non-GUID; route_uuid refuses what slips through
     classes += list(operation.errors)
-    uses_database = operation.uses_database if operation.uses_database is not None else operation.auth != "public"
-    if operation.auth != "public" or uses_database:
+    uses_database = operation.uses_database if operation.uses_database is not None else auth != "public"
+    if auth != "public" or uses_database:
         classes.append(DatabaseUnavailable)
     classes.append(InternalError)
     unique: list[type[ApiError]] = []
@@ -656,7 +243,7 @@ def _error_responses(
         codes = sorted({cls.error_code for cls in errors})
         description = "; ".join(f"{cls.error_code}: {cls.default_detail}" for cls in errors)
         # An unexpected failure is always the API's own error body (the endpoint wrapper renders it).
-        error_model = Error if status == InternalError.status else operation.error_model
+        error_model = Error if status == InternalError.status else operation.error_model or Error
         if status in operation.override:
             model, header_keys = operation.override[status]
             body_schema = schemas.ref(model, "serialization")
@@ -727,6 +314,7 @@ def _first_segment(path: str) -> str:
 def _operation_object(
     function: str,
     operation: Operation,
+    auth: Auth,
     operation_id: str,
     operation_path: str,
     path_parameters: Sequence[PathParameter],
@@ -737,7 +325,7 @@ def _operation_object(
         result["description"] = operation.description
     result["tags"] = list(operation.tags) or [_first_segment(operation_path)]
     result["x-function"] = function
-    result["x-auth"] = operation.auth
+    result["x-auth"] = auth
     parameters: list[dict[str, Any]] = []
     for parameter in path_parameters:
         extra = dict(operation.path_parameters.get(parameter.name, {}))
@@ -773,13 +361,13 @@ def _operation_object(
             "content": {JSON: {"schema": schemas.ref(operation.body, "validation")}},
         }
     responses = _success_responses(operation, schemas)
-    responses.update(_error_responses(operation, _error_classes(operation, path_parameters), schemas))
+    responses.update(_error_responses(operation, _error_classes(operation, auth, path_parameters), schemas))
     result["responses"] = responses
-    if operation.auth == "public":
+    if auth == "public":
         result["security"] = []
     else:
         result["security"] = [{BEARER: []}]
-        if operation.auth == "admin":
+        if auth == "admin":
             result["description"] = (result.get("description", "") + " Admin only (the admin app role).").strip()
     return result
 
@@ -787,7 +375,7 @@ def _operation_object(
 def _undocumented_operation(function: str, method: str, path_parameters: Sequence[PathParameter]) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": f"{function}__{method.lower()}",
-        "summary": f"{function} (not described in shared/openapi.py)",
+        "summary": f"{function} (no @Operation or no auth decorator at its trigger)",
         "x-function": function,
         "x-undocumented": True,
         "responses": {"default": {"description": "Undescribed"}},
@@ -803,14 +391,14 @@ def _undocumented_operation(function: str, method: str, path_parameters: Sequenc
 def _all_models(app_routes: Sequence[HttpRoute]) -> _Schemas:
     schemas = _Schemas()
     for route in app_routes:
-        for operation in described(route.name):
+        for operation in operations_of(route.handler):
             if operation.body is not None:
                 schemas.want(operation.body, "validation")
             if operation.response is not None:
                 schemas.want(operation.response, "serialization")
             for model, _ in operation.override.values():
                 schemas.want(model, "serialization")
-            schemas.want(operation.error_model, "serialization")
+            schemas.want(operation.error_model or Error, "serialization")
     schemas.want(Error, "serialization")
     schemas.render()
     return schemas
@@ -822,9 +410,10 @@ def build_document(app: func.FunctionApp, *, prefix: str | None = None) -> dict[
     schemas = _all_models(routes)
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        operations = described(route.name)
+        operations = operations_of(route.handler)
+        auth = auth_of(route.handler)
         route_path, route_parameters = openapi_path(prefix, route.route)
-        if not operations:
+        if not operations or auth is None:
             for method in sorted(route.methods or {"GET"}):
                 paths.setdefault(route_path, {})[method.lower()] = _undocumented_operation(route.name, method, route_parameters)
             continue
@@ -840,7 +429,7 @@ def build_document(app: func.FunctionApp, *, prefix: str | None = None) -> dict[
                 else:
                     operation_id = _operation_id(route.name, method, path, prefix)
                 paths.setdefault(path, {})[method.lower()] = _operation_object(
-                    route.name, operation, operation_id, path, parameters, schemas
+                    route.name, operation, auth, operation_id, path, parameters, schemas
                 )
     return {
         "openapi": OPENAPI_VERSION,
@@ -874,7 +463,10 @@ def _operation_id(function: str, method: str, path: str, prefix: str) -> str:
 
 
 def undocumented_functions(app: func.FunctionApp) -> list[str]:
-    return [route.name for route in http_routes(app) if not described(route.name)]
+    """HTTP functions lacking an `@Operation` or an auth decorator."""
+    return [
+        route.name for route in http_routes(app) if not operations_of(route.handler) or auth_of(route.handler) is None
+    ]
 
 
 # ---------------------------------------------------------------- the endpoints' responses

@@ -16,11 +16,13 @@ import uuid
 import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 
-from devtools.local_host import RouteTemplate, route_prefix_from_host_json
+import function_app
+from devtools.local_host import RouteMatcher
+from shared.app_index import HttpRoute, http_routes
+from shared.routes import RouteParameter, RouteTemplate, route_prefix
 from tests.support.app_index import http_functions, indexed_functions, timer_functions
 
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
-_PARAMETER = re.compile(r"\{([^{}]+)\}")
 # The host's rule for function names.
 _FUNCTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
 
@@ -28,68 +30,48 @@ _FUNCTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
 # ---------------------------------------------------------------- the overlap checker
 
 
-def _methods(function: func.Function) -> frozenset[str]:
-    trigger = function.get_trigger()
-    assert isinstance(trigger, HttpTrigger)
-    if not trigger.methods:
-        return ALL_METHODS
-    return frozenset(str(getattr(method, "value", method)).upper() for method in trigger.methods)
+def _literal_words(templates: list[RouteTemplate]) -> set[str]:
+    return {
+        segment[0] for template in templates for segment in template.segments if len(segment) == 1 and isinstance(segment[0], str)
+    }
 
 
-def _route(function: func.Function) -> str:
-    trigger = function.get_trigger()
-    assert isinstance(trigger, HttpTrigger)
-    return trigger.route or str(function.get_function_name())
-
-
-def _literal_words(templates: list[str]) -> set[str]:
-    words: set[str] = set()
-    for template in templates:
-        for segment in template.split("/"):
-            if segment and "{" not in segment:
-                words.add(segment)
-    return words
-
-
-def sample_paths(template: str, words: set[str]) -> list[str]:
+def sample_paths(template: RouteTemplate, words: set[str]) -> list[str]:
     """Paths built from a full route template: literals as written and upper-cased, and each
     parameter replaced by a GUID, a number, a boolean, a plain word and every literal of the app."""
     choices: list[list[str | None]] = []
-    for segment in template.split("/"):
-        whole = _PARAMETER.fullmatch(segment)
-        if whole is not None:
-            inner = whole.group(1)
-            values: list[str | None] = [str(uuid.uuid4()), str(uuid.uuid4()).upper(), "x", "1", "true"]
-            values += sorted(words)
-            if inner.endswith("?") or inner.startswith("*"):
-                values.append(None)  # the segment left out
-            if inner.startswith("*"):
-                values.append("a/b")
-            choices.append(values)
-        elif "{" in segment:
-            choices.append([_PARAMETER.sub("x", segment)])
-        else:
-            choices.append([segment, segment.upper()])
+    for segment in template.segments:
+        match segment:
+            case (RouteParameter() as parameter,):
+                values: list[str | None] = [str(uuid.uuid4()), str(uuid.uuid4()).upper(), "x", "1", "true"]
+                values += sorted(words)
+                if parameter.optional or parameter.catch_all:
+                    values.append(None)  # the segment left out
+                if parameter.catch_all:
+                    values.append("a/b")
+                choices.append(values)
+            case (str() as literal,):
+                choices.append([literal, literal.upper()])
+            case _:
+                choices.append(["".join(part if isinstance(part, str) else "x" for part in segment)])
     return ["/".join(part for part in combination if part is not None) for combination in itertools.product(*choices)]
 
 
-def overlapping_matches(functions: list[func.Function], prefix: str) -> list[tuple[str, str, str]]:
+def overlapping_matches(routes: list[HttpRoute], prefix: str) -> list[tuple[str, str, str]]:
     """(path, first function, second function) for every sample path two functions would both take."""
-    routes = {str(f.get_function_name()): RouteTemplate.compile(prefix, _route(f)) for f in functions}
-    words = _literal_words([template.template for template in routes.values()])
+    matchers = {route.name: RouteMatcher.compile(prefix, route.route) for route in routes}
+    words = _literal_words([RouteTemplate.parse(prefix, route.route) for route in routes])
     conflicts = []
-    for first, second in itertools.permutations(functions, 2):
-        if not _methods(first) & _methods(second):
+    for first, second in itertools.permutations(routes, 2):
+        if not (first.methods or ALL_METHODS) & (second.methods or ALL_METHODS):
             continue
-        first_route = routes[str(first.get_function_name())]
-        second_route = routes[str(second.get_function_name())]
-        for path in sample_paths(first_route.template, words):
-            if first_route.match(path) is not None and second_route.match(path) is not None:
-                conflicts.append((path, str(first.get_function_name()), str(second.get_function_name())))
+        for path in sample_paths(RouteTemplate.parse(prefix, first.route), words):
+            if matchers[first.name].match(path) is not None and matchers[second.name].match(path) is not None:
+                conflicts.append((path, first.name, second.name))
     return conflicts
 
 
-def _app_with_routes(*routes: tuple[str, str, list[str] | None]) -> list[func.Function]:
+def _app_with_routes(*routes: tuple[str, str, list[str] | None]) -> list[HttpRoute]:
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     for name, route, methods in routes:
 
@@ -98,7 +80,7 @@ def _app_with_routes(*routes: tuple[str, str, list[str] | None]) -> list[func.Fu
 
         handler.__name__ = name
         app.route(route=route, methods=methods)(handler)
-    return list(app.get_functions())
+    return http_routes(app)
 
 
 # ---------------------------------------------------------------- worker indexing
@@ -155,8 +137,8 @@ def test_function_json_is_what_the_worker_sends_to_the_host() -> None:
 
 
 def test_no_route_uses_the_hosts_reserved_admin_prefix() -> None:
-    for function in http_functions():
-        assert not _route(function).lower().startswith("admin"), function.get_function_name()
+    for route in http_routes(function_app.app):
+        assert not route.route.lower().startswith("admin"), route.name
 
 
 def test_the_probe_timer_is_async_binds_timer_and_runs_on_the_default_schedule_not_at_startup() -> None:
@@ -180,8 +162,7 @@ def test_the_probe_timer_is_async_binds_timer_and_runs_on_the_default_schedule_n
 
 
 def test_no_request_path_matches_two_functions_of_the_app() -> None:
-    functions = list(http_functions())
-    conflicts = overlapping_matches(functions, route_prefix_from_host_json())
+    conflicts = overlapping_matches(http_routes(function_app.app), route_prefix())
     assert conflicts == []
 
 
@@ -211,9 +192,8 @@ def test_the_overlap_check_accepts_disjoint_methods_and_guid_constrained_ids() -
 
 
 def test_sample_paths_cover_literals_in_any_case_and_every_kind_of_parameter_value() -> None:
-    literal_paths = sample_paths("api/registrations/my", set())
+    literal_paths = sample_paths(RouteTemplate.parse("api", "registrations/my"), set())
     assert {"api/registrations/my", "API/REGISTRATIONS/MY", "api/REGISTRATIONS/my"} <= set(literal_paths)
-    template = RouteTemplate.compile("api", "a/{x:guid}")
-    parameter_paths = sample_paths(template.template, {"my"})
+    parameter_paths = sample_paths(RouteTemplate.parse("api", "a/{x:guid}"), {"my"})
     assert "api/a/my" in parameter_paths and "api/a/x" in parameter_paths
-    assert any(template.match(path) is not None for path in parameter_paths)
+    assert any(RouteMatcher.compile("api", "a/{x:guid}").match(path) is not None for path in parameter_paths)

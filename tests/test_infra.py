@@ -19,7 +19,11 @@ from typing import Any
 import pytest
 from pycep.models import BicepElement
 
+import function_app
 from infra.hooks import database_setup
+from shared.app_index import http_routes
+from shared.operations import auth_of
+from shared.routes import RouteTemplate, read_host_json, route_prefix
 from shared.settings import setting_names
 from tests.support.bicep import (
     INFRA,
@@ -175,16 +179,6 @@ def auth_settings() -> dict[str, Any]:
         load(FUNCTION_APP).resource("Microsoft.Web/sites/config", "authsettingsV2").body["properties"]
     )
     return settings
-
-
-def host_json() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
-    return data
-
-
-def route_prefix() -> str:
-    prefix: str = host_json().get("extensions", {}).get("http", {}).get("routePrefix", "api")
-    return prefix
 
 
 def depends_on(decl: Decl) -> set[str]:
@@ -491,21 +485,14 @@ def test_easyauth_excludes_the_anonymous_routes() -> None:
 
 
 def test_every_public_route_of_the_app_is_excluded_from_easyauth() -> None:
-    source = (ROOT / "function_app.py").read_text(encoding="utf-8")
     excluded = resolve(FUNCTION_APP, auth_settings()["globalValidation"]["excludedPaths"])
-    prefix = "/" + route_prefix().strip("/")
-    public_routes = []
-    for m in re.finditer(
-        r"@app\.route\(\s*route\s*=\s*\"([^\"]*)\"[^)]*\)(?P<decos>(?:\s*@[^\n]*)*)\s*(?:async\s+)?def", source
-    ):
-        decorators = m.group("decos")
-        # Public = marked public, or carrying no authentication decorator at all.
-        if re.search(r"@(public|anonymous)\b", decorators) or not re.search(
-            r"@(authenticated|admin_only|admin|requires_\w+)\b", decorators
-        ):
-            route = re.sub(r"\{[^}]*\}", "x", m.group(1))
-            public_routes.append(f"{prefix}/{route}")
-    assert public_routes, "function_app.py declares no public route (expected at least /api/health)"
+    public_routes = [
+        # Public = the auth decorator applied records it, or no auth decorator was applied at all.
+        re.sub(r"\{[^}]*\}", "x", RouteTemplate.parse(route_prefix(), route.route).path)
+        for route in http_routes(function_app.app)
+        if auth_of(route.handler) in {"public", None}
+    ]
+    assert "/api/health" in public_routes
     for route in public_routes:
         assert _covered(route, excluded), f"public route {route} is blocked by EasyAuth"
 
@@ -974,7 +961,7 @@ def test_readme_deploy_section_lists_the_remaining_manual_steps() -> None:
 
 
 def test_host_json_matches_the_platform_setup() -> None:
-    host = host_json()
+    host = read_host_json()
     assert host["version"] == "2.0"
     assert host.get("telemetryMode") == "OpenTelemetry"
     assert route_prefix() == "api"

@@ -18,7 +18,7 @@ import pytest
 
 from devtools.local_host import (
     LocalFunctionsHost,
-    RouteTemplate,
+    RouteMatcher,
     discover_functions,
     parse_cors_origins,
     parse_query_string,
@@ -93,12 +93,12 @@ def test_registrations_my_and_non_guid_ids_never_reach_the_guid_function(literal
     ],
 )
 def test_guid_constraint_accepts_exactly_the_forms_dotnet_parses(value: str, accepted: bool) -> None:
-    template = RouteTemplate.compile("api", "things/{thing_id:guid}")
+    template = RouteMatcher.compile("api", "things/{thing_id:guid}")
     assert (template.match(f"api/things/{value}") is not None) is accepted
 
 
 def test_literal_segments_match_case_insensitively_and_values_keep_their_case() -> None:
-    template = RouteTemplate.compile("api", "Users/{name:alpha}/items/{item_id:int}")
+    template = RouteMatcher.compile("api", "Users/{name:alpha}/items/{item_id:int}")
     assert template.match("API/users/Alice/ITEMS/42") == {"name": "Alice", "item_id": "42"}
     assert template.match("api/users/Alice/items/x42") is None
     assert template.match("api/users/Al1ce/items/42") is None
@@ -107,15 +107,15 @@ def test_literal_segments_match_case_insensitively_and_values_keep_their_case() 
 
 
 def test_optional_and_catch_all_parameters() -> None:
-    optional = RouteTemplate.compile("api", "products/{category:alpha}/{product_id:int?}")
+    optional = RouteMatcher.compile("api", "products/{category:alpha}/{product_id:int?}")
     assert optional.match("api/products/tools") == {"category": "tools"}
     assert optional.match("api/products/tools/7") == {"category": "tools", "product_id": "7"}
-    catch_all = RouteTemplate.compile("api", "files/{*path}")
+    catch_all = RouteMatcher.compile("api", "files/{*path}")
     assert catch_all.match("api/files/a/b/c.txt") == {"path": "a/b/c.txt"}
 
 
 def test_route_values_are_percent_decoded_except_an_encoded_slash() -> None:
-    template = RouteTemplate.compile("api", "servers/{server_name}")
+    template = RouteMatcher.compile("api", "servers/{server_name}")
     assert template.match("api/servers/io.github%2Fweather%20tool") == {"server_name": "io.github%2Fweather tool"}
 
 

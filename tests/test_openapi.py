@@ -7,23 +7,27 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
 import httpx
 import pytest
-from azure.functions.decorators.http import HttpTrigger
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import BaseModel
 
 import function_app
-from devtools.local_host import RouteTemplate, route_prefix_from_host_json
+from devtools.local_host import RouteMatcher
 from shared import openapi
 from shared.app_index import http_routes, indexed_functions
-from shared.errors import ApiError
-from shared.openapi import REF_TEMPLATE, build_document, described, undocumented_functions
-from tests.support.app_index import http_functions
+from shared.auth import Caller, admin_only, authenticated
+from shared.errors import ApiError, NotFound
+from shared.http import public
+from shared.openapi import REF_TEMPLATE, build_document, undocumented_functions
+from shared.operations import Operation, auth_of, operations_of
+from shared.routes import route_prefix
 from tests.support.app_index import indexed_functions as indexed_by_tests
+from tests.support.issuer import bearer
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -43,22 +47,12 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 
 def app_function_methods() -> dict[str, frozenset[str]]:
-    """Function name → methods, read straight from the indexed functions (not through shared.openapi)."""
-    result: dict[str, frozenset[str]] = {}
-    for function in http_functions():
-        trigger = function.get_trigger()
-        assert isinstance(trigger, HttpTrigger)
-        methods = frozenset(str(getattr(m, "value", m)).upper() for m in trigger.methods or ["GET"])
-        result[str(function.get_function_name())] = methods
-    return result
+    """Function name → methods, read from the app's index (not through shared.openapi)."""
+    return {route.name: route.methods or frozenset({"GET"}) for route in http_routes(function_app.app)}
 
 
-def app_templates() -> dict[str, RouteTemplate]:
-    prefix = route_prefix_from_host_json()
-    return {
-        str(function.get_function_name()): RouteTemplate.compile(prefix, function.get_trigger().route or "")
-        for function in http_functions()
-    }
+def app_templates() -> dict[str, RouteMatcher]:
+    return {route.name: RouteMatcher.compile(route_prefix(), route.route) for route in http_routes(function_app.app)}
 
 
 def concrete(path: str) -> str:
@@ -81,8 +75,9 @@ def test_every_registered_function_and_method_is_documented(document: dict[str, 
 def test_no_registered_function_lacks_a_description(document: dict[str, Any]) -> None:
     assert undocumented_functions(function_app.app) == []
     assert [op["operationId"] for _, _, op in operations(document) if op.get("x-undocumented")] == []
-    for name in app_function_methods():
-        assert described(name), name
+    for route in http_routes(function_app.app):
+        assert operations_of(route.handler), route.name
+        assert auth_of(route.handler) in {"public", "user", "admin"}, route.name
 
 
 def test_every_documented_operation_is_a_route_and_method_of_the_app(document: dict[str, Any]) -> None:
@@ -99,10 +94,6 @@ def test_every_documented_operation_is_a_route_and_method_of_the_app(document: d
         assert first == name, (path, method, first, name)
 
 
-def test_the_description_table_has_no_entry_for_a_function_the_app_does_not_have() -> None:
-    assert set(openapi.OPERATIONS) <= set(app_function_methods()), set(openapi.OPERATIONS) - set(app_function_methods())
-
-
 def test_operation_ids_are_unique(document: dict[str, Any]) -> None:
     ids = [operation["operationId"] for _, _, operation in operations(document)]
     assert len(ids) == len(set(ids)), ids
@@ -112,6 +103,8 @@ def test_a_new_route_without_a_description_is_reported_and_still_served() -> Non
     # Negative control for the agreement checks: an app with one described and one new function.
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
+    @public
+    @Operation("Is it up?")
     async def health(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse("ok")
 
@@ -183,12 +176,13 @@ def _model_schema(model: type[BaseModel], mode: str) -> dict[str, Any]:
     return openapi._strip_titles(schema)  # type: ignore[no-any-return]
 
 
-def entry_of(path: str, method: str, operation: dict[str, Any]) -> openapi.Operation:
-    """The description-table entry a documented operation was built from."""
-    entries = described(operation["x-function"])
+def entry_of(path: str, method: str, operation: dict[str, Any]) -> Operation:
+    """The declaration a documented operation was built from."""
+    handlers = {route.name: route.handler for route in http_routes(function_app.app)}
+    entries = operations_of(handlers[operation["x-function"]])
     if len(entries) == 1:
         return entries[0]
-    prefix = route_prefix_from_host_json()
+    prefix = route_prefix()
     (entry,) = [e for e in entries if e.path and openapi.openapi_path(prefix, e.path)[0] == path and e.method == method]
     return entry
 
@@ -285,18 +279,93 @@ def _all_subclasses(cls: type[ApiError]) -> set[type[ApiError]]:
     return found
 
 
+def _anonymous_in_the_contract(path: str) -> bool:
+    """API.md: health, the API description and the MCP Registry reads are anonymous; all else needs a token."""
+    return path in {"/api/health", "/api/openapi.json"} or path.startswith(("/api/docs", "/api/v0.1/servers"))
+
+
 def test_security_is_bearer_except_health_the_document_the_docs_and_the_mcp_registry(document: dict[str, Any]) -> None:
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert scheme == scheme | {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    public = {"health", "openapi_document", "docs_page", "docs_asset", "mcp_registry_servers"}
     for path, method, operation in operations(document):
-        if operation["x-function"] in public:
+        if _anonymous_in_the_contract(path):
+            assert operation["x-auth"] == "public", (path, method)
             assert operation["security"] == [], (path, method)
             assert "401" not in operation["responses"], (path, method)
         else:
+            assert operation["x-auth"] in {"user", "admin"}, (path, method)
             assert operation["security"] == [{"bearerAuth": []}], (path, method)
             unauthenticated = operation["responses"]["401"]
             assert unauthenticated["headers"]["WWW-Authenticate"]["required"] is True
+
+
+async def test_the_documented_auth_level_is_what_the_running_host_enforces(
+    api: httpx.AsyncClient, document: dict[str, Any], user_token: Callable[..., str]
+) -> None:
+    signed_in = bearer(user_token())
+    checked = {"public": 0, "user": 0, "admin": 0}
+    for path, method, operation in operations(document):
+        auth = operation["x-auth"]
+        anonymous = await api.request(method, concrete(path))
+        assert (anonymous.status_code == 401) == (auth != "public"), (method, path, anonymous.status_code)
+        if auth != "public":
+            as_user = await api.request(method, concrete(path), headers=signed_in)
+            assert as_user.status_code != 401, (method, path)
+            refused = as_user.status_code == 403 and as_user.json()["detail"] == "This action requires the admin role"
+            assert refused == (auth == "admin"), (method, path, as_user.status_code)
+        checked[auth] += 1
+    assert all(checked.values()), checked
+
+
+def _one_endpoint_app(auth_decorator: Callable[[Any], Any]) -> func.FunctionApp:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="things/{thing_id:guid}", methods=["DELETE"])
+    @auth_decorator
+    @Operation("Delete a thing", status=204, errors=(NotFound,))
+    async def delete_thing(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+        return func.HttpResponse(status_code=204)
+
+    return app
+
+
+def test_switching_a_triggers_auth_decorator_switches_what_the_document_says() -> None:
+    as_user, as_admin = (
+        build_document(_one_endpoint_app(decorator), prefix="api")["paths"]["/api/things/{thing_id}"]["delete"]
+        for decorator in (authenticated, admin_only)
+    )
+    assert (as_user["x-auth"], as_admin["x-auth"]) == ("user", "admin")
+    assert as_user["security"] == as_admin["security"] == [{"bearerAuth": []}]
+    assert "401" in as_user["responses"] and "401" in as_admin["responses"]
+    assert "403" not in as_user["responses"]
+    assert _error_codes(as_admin["responses"]["403"]) == {"FORBIDDEN"}
+    assert "Admin only" in as_admin["description"] and "description" not in as_user
+
+
+def test_a_public_trigger_is_documented_without_security_or_401() -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="things", methods=["GET"])
+    @public
+    @Operation("List things")
+    async def list_things(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("[]")
+
+    listing = build_document(app, prefix="api")["paths"]["/api/things"]["get"]
+    assert listing["x-auth"] == "public" and listing["security"] == []
+    assert not {"401", "403", "503"} & set(listing["responses"])
+
+
+def test_a_trigger_without_an_auth_decorator_is_reported_undocumented() -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="things", methods=["GET"])
+    @Operation("List things")
+    async def list_things(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("[]")
+
+    assert undocumented_functions(app) == ["list_things"]
+    assert build_document(app, prefix="api")["paths"]["/api/things"]["get"]["x-undocumented"] is True
 
 
 def test_etag_location_if_match_and_retry_after_are_documented_where_they_apply(document: dict[str, Any]) -> None:
