@@ -16,7 +16,6 @@ import json
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,6 +23,7 @@ from uuid import UUID
 
 import azure.functions as func
 import jwt
+from cachetools import TLRUCache
 
 from shared.errors import Forbidden, Unauthenticated
 from shared.http import Trigger, endpoint
@@ -233,40 +233,23 @@ def check_easyauth_principal(headers: Mapping[str, str], token: _VerifiedToken) 
 # ---------------------------------------------------------------- verified-token → caller cache
 
 
-class CallerCache:
-    """Verified token digest → caller, until the token expires; bounded, least recently used out."""
-
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[bytes, tuple[_VerifiedToken, Caller]] = OrderedDict()
-
-    def get(self, digest: bytes) -> tuple[_VerifiedToken, Caller] | None:
-        entry = self._entries.get(digest)
-        if entry is None:
-            return None
-        if entry[0].expires_at <= time.time():
-            del self._entries[digest]
-            return None
-        self._entries.move_to_end(digest)
-        return entry
-
-    def put(self, digest: bytes, token: _VerifiedToken, caller: Caller) -> None:
-        if self.max_entries <= 0:
-            return
-        self._entries[digest] = (token, replace(caller, created=False))
-        self._entries.move_to_end(digest)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+CachedCaller = tuple[_VerifiedToken, Caller]
 
 
-_caller_cache: CallerCache | None = None
+def _until_the_token_expires(digest: bytes, entry: CachedCaller, now: float) -> float:
+    return entry[0].expires_at
 
 
-def _callers(settings: AuthSettings) -> CallerCache:
-    global _caller_cache
-    if _caller_cache is None or _caller_cache.max_entries != settings.caller_cache_size:
-        _caller_cache = CallerCache(settings.caller_cache_size)
-    return _caller_cache
+# The wall clock, because a token's `exp` is a Unix time.
+_callers: TLRUCache[bytes, CachedCaller] = TLRUCache(0, _until_the_token_expires, timer=time.time)
+
+
+def _caller_cache(settings: AuthSettings) -> TLRUCache[bytes, CachedCaller]:
+    """Verified token digest → caller until the token's own `exp`; bounded, least recently used out."""
+    global _callers
+    if _callers.maxsize != settings.caller_cache_size:
+        _callers = TLRUCache(settings.caller_cache_size, _until_the_token_expires, timer=time.time)
+    return _callers
 
 
 async def authenticate(req: func.HttpRequest) -> Caller:
@@ -274,7 +257,7 @@ async def authenticate(req: func.HttpRequest) -> Caller:
     try:
         token = extract_bearer_token(req.headers.get("authorization"), settings.max_token_bytes)
         digest = hashlib.sha256(token.encode("utf-8")).digest()
-        cache = _callers(settings)
+        cache = _caller_cache(settings)
         cached = cache.get(digest)
         verified = cached[0] if cached is not None else await verify_token(token, settings)
         if settings.easyauth_check_enabled:
@@ -301,7 +284,8 @@ async def authenticate(req: func.HttpRequest) -> Caller:
         is_admin=verified.is_admin,
         created=signed_in.created,
     )
-    cache.put(digest, verified, caller)
+    if cache.maxsize > 0:  # AUTH_CALLER_CACHE_SIZE=0 switches the cache off
+        cache[digest] = (verified, replace(caller, created=False))
     return caller
 
 

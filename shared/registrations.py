@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import azure.functions as func
+from cachetools import LRUCache
 
 from shared import db, verification
 from shared.auth import Caller
@@ -350,22 +350,16 @@ SELECT CASE WHEN c.generation = {generation}::bigint THEN {known_total}::bigint
 KNOWN_TOTALS_KEPT = 512
 
 TotalKey = tuple[str | None, UUID | None, str | None]
-_known_totals: OrderedDict[TotalKey, tuple[int, int]] = OrderedDict()
+_known_totals: LRUCache[TotalKey, tuple[int, int]] = LRUCache(KNOWN_TOTALS_KEPT)
 
 
 def known_total(key: TotalKey) -> tuple[int, int] | None:
     """(generation, total) this worker last computed for these filters, if any."""
-    known = _known_totals.get(key)
-    if known is not None:
-        _known_totals.move_to_end(key)
-    return known
+    return _known_totals.get(key)
 
 
 def remember_total(key: TotalKey, generation: int, total: int) -> None:
     _known_totals[key] = (generation, total)
-    _known_totals.move_to_end(key)
-    while len(_known_totals) > KNOWN_TOTALS_KEPT:
-        _known_totals.popitem(last=False)
 
 
 def list_registrations_sql(
