@@ -24,17 +24,6 @@ class SettingsError(RuntimeError):
     """A required setting is missing or a setting has an invalid value."""
 
 
-def _env_flag(value: str | None) -> bool | None:
-    if value is None or value.strip() == "":
-        return None
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
 def running_on_azure(env: Mapping[str, str] | None = None) -> bool:
     """True inside an App Service / Functions sandbox (the platform injects WEBSITE_INSTANCE_ID)."""
     env = os.environ if env is None else env
@@ -61,8 +50,10 @@ class _EnvModel(BaseModel):
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         env = os.environ if env is None else env
         names = {field.alias or name for name, field in cls.model_fields.items()}
-        # An empty app setting means "not set", as it does for the Functions host.
-        values = {name: env[name] for name in names if env.get(name, "").strip() != ""}
+        # Surrounding blanks are never meant (a value pasted into the portal), and an empty app setting means
+        # "not set", as it does for the Functions host. Flags then parse as pydantic's bool does
+        # (true/false, 1/0, yes/no, on/off, any case).
+        values = {name: env[name].strip() for name in names if env.get(name, "").strip() != ""}
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
@@ -130,11 +121,6 @@ class AuthSettings(_EnvModel):
     max_token_bytes: int = Field(default=16384, ge=1024, le=262144, alias="AUTH_MAX_TOKEN_BYTES")
     caller_cache_size: int = Field(default=10000, ge=0, alias="AUTH_CALLER_CACHE_SIZE")
 
-    @field_validator("easyauth_required", "website_auth_enabled", mode="before")
-    @classmethod
-    def _flag(cls, value: object) -> bool | None:
-        return _env_flag(value) if isinstance(value, str) else value  # type: ignore[return-value]
-
     @field_validator("openid_config_url")
     @classmethod
     def _only_loopback_override(cls, value: str | None) -> str | None:
@@ -181,12 +167,7 @@ class AppSettings(_EnvModel):
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("worker_configures_telemetry", mode="before")
-    @classmethod
-    def _flag(cls, value: object) -> object:
-        return _env_flag(value) if isinstance(value, str) else value
+        return value.upper() if isinstance(value, str) else value
 
 
 class RegistrySettings(_EnvModel):
@@ -204,11 +185,6 @@ class RegistrySettings(_EnvModel):
     extra_namespaces: tuple[str, ...] = Field(default=(), alias="MCP_SERVER_NAMESPACES")
     # The anonymous registry publishes only what clients need; owners' contacts are personal data.
     publish_owner_contact: bool = Field(default=False, alias="MCP_REGISTRY_PUBLISH_OWNER_CONTACT")
-
-    @field_validator("enabled", "publish_owner_contact", mode="before")
-    @classmethod
-    def _flag(cls, value: object) -> object:
-        return _env_flag(value) if isinstance(value, str) else value
 
     @field_validator("extra_namespaces", mode="before")
     @classmethod
@@ -262,21 +238,16 @@ class ProbeSettings(_EnvModel):
     max_response_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, alias="PROBE_MAX_RESPONSE_BYTES")
     max_tools: int = Field(default=1000, ge=1, le=10000, alias="PROBE_MAX_TOOLS")
 
-    @field_validator("allow_loopback", "allow_private", mode="before")
-    @classmethod
-    def _flag(cls, value: object) -> object:
-        return _env_flag(value) if isinstance(value, str) else value
-
     @field_validator("drift_action", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("schedule")
     @classmethod
     def _ncrontab(cls, value: str) -> str:
-        Schedule.parse(value.strip())
-        return value.strip()
+        Schedule.parse(value)
+        return value
 
 
 def probe_schedule(env: Mapping[str, str] | None = None) -> str:

@@ -128,6 +128,21 @@ def test_an_invalid_log_level_is_named_and_case_is_ignored() -> None:
     assert AppSettings.from_env({"LOG_LEVEL": " debug "}).log_level == "DEBUG"
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), (" TRUE ", True), ("1", True), ("yes", True), ("On", True),
+     ("false", False), (" False", False), ("0", False), ("no", False), ("OFF", False)],
+)
+def test_a_flag_reads_true_or_false_in_any_case_with_surrounding_blanks(value: str, expected: bool) -> None:
+    assert AuthSettings.from_env(_auth_env(EASYAUTH_REQUIRED=value)).easyauth_required is expected
+
+
+def test_values_are_read_without_surrounding_blanks() -> None:
+    settings = AuthSettings.from_env(_auth_env(ENTRA_TENANT_ID=f" {TENANT}\n", ENTRA_ADMIN_ROLE=" Registry.Admin "))
+    assert str(settings.tenant_id) == TENANT
+    assert settings.admin_role == "Registry.Admin"
+
+
 # ---------------------------------------------------------------- the OpenID configuration override
 
 
