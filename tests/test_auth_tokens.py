@@ -520,6 +520,23 @@ async def test_token_with_roles_and_no_scp_is_accepted(
     assert await users_with_oid(db, oid) == 1
 
 
+async def test_a_remembered_caller_is_not_served_after_its_token_expires(
+    issuer: TestIssuer, start_host: Callable[..., LocalHostProcess]
+) -> None:
+    host = start_host(AUTH_LEEWAY_S="0")
+    expires = now() + 2
+    token = signed(issuer, str(uuid.uuid4()), exp=expires)
+    async with host.client() as client:
+        signed_in = await client.post("/api/users", headers=bearer_of(token))
+        remembered = await client.get("/api/users/me", headers=bearer_of(token))
+        await asyncio.sleep(expires + 1 - time.time())
+        after_expiry = await client.get("/api/users/me", headers=bearer_of(token))
+
+    assert signed_in.status_code == 201, signed_in.text
+    assert remembered.status_code == 200, remembered.text
+    assert after_expiry.status_code == 401
+
+
 async def test_token_without_ver_claim_is_accepted(
     issuer: TestIssuer, api: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
