@@ -12,7 +12,6 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -25,6 +24,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema
 
+from shared.api_model import ApiModel
 from shared.urls import MAX_URL_LENGTH, canonical_endpoint_url
 from shared.verification_models import RegistrationVerification, Verification, VerificationStatus
 
@@ -177,7 +177,7 @@ Version = Annotated[
 ]
 
 
-class Tool(BaseModel):
+class Tool(ApiModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: ToolName
@@ -185,7 +185,7 @@ class Tool(BaseModel):
     version: ToolVersion | None = None
 
 
-class StoredTool(BaseModel):
+class StoredTool(ApiModel):
     """A declared tool as responses show it: stored values were validated on the way in (as `Tool`), so reading
     them back runs no validators (they cost 28 µs of a registration's 30 µs on a page of 1000)."""
 
@@ -224,7 +224,7 @@ ToolList = Annotated[
 ]
 
 
-class RegistrationCreate(BaseModel):
+class RegistrationCreate(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint_url: EndpointUrl
@@ -255,7 +255,7 @@ def _update_schema(schema: dict[str, Any]) -> None:
         field_schema.pop("default", None)
 
 
-class RegistrationUpdate(BaseModel):
+class RegistrationUpdate(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_update_schema)
 
     endpoint_url: EndpointUrl | None = None
@@ -290,7 +290,7 @@ StatusMessage = Annotated[
 ]
 
 
-class LifecycleChange(BaseModel):
+class LifecycleChange(ApiModel):
     """Deprecate an approved registration ("use X instead"), or make it active again."""
 
     model_config = ConfigDict(extra="forbid")
@@ -308,14 +308,14 @@ class LifecycleChange(BaseModel):
         return self
 
 
-class StatusChange(BaseModel):
+class StatusChange(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Decision
     reason: Reason | None = None
 
 
-class User(BaseModel):
+class User(ApiModel):
     model_config = ConfigDict(frozen=True)
 
     user_id: UUID
@@ -327,7 +327,7 @@ class User(BaseModel):
     updated_at: datetime
 
 
-class Registration(BaseModel):
+class Registration(ApiModel):
     model_config = ConfigDict(frozen=True)
 
     registration_id: UUID
@@ -358,14 +358,14 @@ class Registration(BaseModel):
     verification: RegistrationVerification = Field(default_factory=lambda: Verification(status="unverified"))
 
 
-class RegistrationList(BaseModel):
+class RegistrationList(ApiModel):
     total: int
     limit: int
     offset: int
     results: list[Registration]
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(ApiModel):
     model_config = ConfigDict(frozen=True)
 
     log_id: UUID
@@ -380,7 +380,7 @@ class AuditEntry(BaseModel):
     timestamp: datetime
 
 
-class AuditLogList(BaseModel):
+class AuditLogList(ApiModel):
     total: int
     limit: int
     offset: int
@@ -390,7 +390,7 @@ class AuditLogList(BaseModel):
 # ---------------------------------------------------------------- query strings
 
 
-class _Query(BaseModel):
+class _Query(ApiModel):
     # Unknown query parameters (cache busters and the like) are ignored, as browsers and proxies add them.
     model_config = ConfigDict(extra="ignore")
 
@@ -560,7 +560,7 @@ class AllowlistQuery(_Query):
     include_deprecated: bool = Field(default=True, description="`false` leaves deprecated servers out")
 
 
-class McpCursor(BaseModel):
+class McpCursor(ApiModel):
     """What a cursor carries: where the previous page ended and its filter (VS Code drops `search` after page
     1). Decoded from client input, so validated with the same bounds as the query itself."""
 
@@ -579,7 +579,7 @@ class McpCursor(BaseModel):
 # ---------------------------------------------------------------- other responses
 
 
-class HealthReport(BaseModel):
+class HealthReport(ApiModel):
     status: Literal["healthy", "unhealthy"]
     database: Literal["connected", "disconnected"]
     timestamp: datetime
@@ -588,12 +588,12 @@ class HealthReport(BaseModel):
 # ---------------------------------------------------------------- the MCP Registry (v0.1) format
 
 
-class McpRemote(BaseModel):
+class McpRemote(ApiModel):
     type: Transport
     url: str
 
 
-class McpVerification(BaseModel):
+class McpVerification(ApiModel):
     """The last probe of the server's endpoint (see the API's `verification`)."""
 
     status: str
@@ -601,7 +601,7 @@ class McpVerification(BaseModel):
     toolsFingerprint: str | SkipJsonSchema[None] = None
 
 
-class McpRegistrationExtras(BaseModel):
+class McpRegistrationExtras(ApiModel):
     """What this registry adds to a server, under a reverse-DNS key in the server's `_meta`: only what
     clients need (the tools); the owner's contact only when MCP_REGISTRY_PUBLISH_OWNER_CONTACT is on."""
 
@@ -610,7 +610,7 @@ class McpRegistrationExtras(BaseModel):
     verification: McpVerification | SkipJsonSchema[None] = None
 
 
-class McpServer(BaseModel):
+class McpServer(ApiModel):
     model_config = ConfigDict(populate_by_name=True)
 
     schema_: str = Field(alias="$schema")
@@ -622,7 +622,7 @@ class McpServer(BaseModel):
     meta: dict[str, McpRegistrationExtras] = Field(alias="_meta")
 
 
-class McpOfficialStatus(BaseModel):
+class McpOfficialStatus(ApiModel):
     status: Literal["active", "deprecated", "deleted"]
     statusMessage: str | SkipJsonSchema[None] = None
     statusChangedAt: datetime | SkipJsonSchema[None] = None
@@ -631,7 +631,7 @@ class McpOfficialStatus(BaseModel):
     isLatest: bool
 
 
-class McpServerResponse(BaseModel):
+class McpServerResponse(ApiModel):
     """One server in the MCP Registry v0.1 format."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -640,17 +640,17 @@ class McpServerResponse(BaseModel):
     meta: dict[str, McpOfficialStatus] = Field(alias="_meta")
 
 
-class McpListMetadata(BaseModel):
+class McpListMetadata(ApiModel):
     count: int
     nextCursor: str | SkipJsonSchema[None] = None
 
 
-class McpServerList(BaseModel):
+class McpServerList(ApiModel):
     servers: list[McpServerResponse]
     metadata: McpListMetadata
 
 
-class McpRegistryError(BaseModel):
+class McpRegistryError(ApiModel):
     """The MCP Registry's error body; the API's own keys ride along."""
 
     error: str
@@ -658,7 +658,7 @@ class McpRegistryError(BaseModel):
     error_code: str
 
 
-class ServerJsonDocument(BaseModel):
+class ServerJsonDocument(ApiModel):
     """A `server.json` in the official MCP registry format (schema 2025-12-11, vendored in shared/schemas/; the
     whole schema is checked in code). Here: one `remotes` entry; the tools under this registry's `_meta` key."""
 
@@ -676,18 +676,18 @@ class RegistrationPreview(RegistrationCreate):
     OpenAPI document: a response, where RegistrationCreate is a request body."""
 
 
-class ServerJsonCheck(BaseModel):
+class ServerJsonCheck(ApiModel):
     """A `server.json` that passes: what publishing it would register."""
 
     valid: Literal[True]
     registration: RegistrationPreview
 
 
-class AllowedMcpServer(BaseModel):
+class AllowedMcpServer(ApiModel):
     serverUrl: str
 
 
-class McpAllowlist(BaseModel):
+class McpAllowlist(ApiModel):
     """Copilot's enterprise managed-settings.json `allowedMcpServers` (serverUrl entries)."""
 
     allowedMcpServers: list[AllowedMcpServer]

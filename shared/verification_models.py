@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
+
+from shared.api_model import ApiModel
 
 VerificationStatus = Literal[
     "unverified", "verified", "auth_required", "not_mcp", "unreachable", "timeout", "refused", "drifted"
@@ -15,7 +17,7 @@ VERIFICATION_STATUSES: tuple[str, ...] = get_args(VerificationStatus)
 Fingerprint = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", description="`sha256:` and 64 hex digits")]
 
 
-class VerifiedTool(BaseModel):
+class VerifiedTool(ApiModel):
     """A tool as the server listed it, with the fingerprint of its name, description, inputSchema and annotations."""
 
     model_config = ConfigDict(frozen=True)
@@ -28,7 +30,7 @@ class VerifiedTool(BaseModel):
     fingerprint: Fingerprint
 
 
-class ToolDrift(BaseModel):
+class ToolDrift(ApiModel):
     """Tool names added, removed and changed (description, input schema or annotations) since the approved set."""
 
     model_config = ConfigDict(frozen=True)
@@ -38,7 +40,7 @@ class ToolDrift(BaseModel):
     changed: list[str]
 
 
-class DeclaredToolDifference(BaseModel):
+class DeclaredToolDifference(ApiModel):
     """Where the probed tools and the registration's declared `available_tools` disagree (by name)."""
 
     model_config = ConfigDict(frozen=True)
@@ -47,7 +49,7 @@ class DeclaredToolDifference(BaseModel):
     missing: list[str] = Field(description="Declared, not listed by the server")
 
 
-class Verification(BaseModel):
+class Verification(ApiModel):
     model_config = ConfigDict(frozen=True)
 
     status: VerificationStatus = Field(
@@ -100,7 +102,7 @@ def _with_declared_difference(value: Any, info: ValidationInfo) -> Any:
 RegistrationVerification = Annotated[Verification, BeforeValidator(_with_declared_difference)]
 
 
-class ToolSetApproval(BaseModel):
+class ToolSetApproval(ApiModel):
     """Approve the tool set the last probe found: send the `tools_fingerprint` you reviewed."""
 
     model_config = ConfigDict(extra="forbid")
