@@ -166,6 +166,15 @@ def request_path_url(req: func.HttpRequest) -> str:
     return (req.url or "").split("?", 1)[0].rstrip("/")
 
 
+def entity_tags(header: str | None) -> frozenset[str] | None:
+    """The tags an If-Match / If-None-Match list names, compared weakly (`W/"1"` is `"1"`, RFC 9110 §13.1);
+    None when the header is absent or `*` (any current representation)."""
+    if header is None:
+        return None
+    tags = frozenset(tag.strip().removeprefix("W/") for tag in header.split(","))
+    return None if "*" in tags else tags
+
+
 def registrations_url(req: func.HttpRequest) -> str:
     """`…/api/registrations` on the host this request came to (the base of a created registration's Location)."""
     return request_path_url(req).rsplit("/v0.1/", 1)[0] + "/registrations"

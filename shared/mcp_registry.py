@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from shared import db
 from shared.db_errors import as_api_error
 from shared.errors import ApiError, InvalidQuery, NotFound
-from shared.http import json_response, parse_query
+from shared.http import entity_tags, json_response, parse_query
 from shared.models import (
     AllowedMcpServer,
     McpAllowlist,
@@ -82,14 +82,15 @@ SELECT r.server_name, r.endpoint_name, r.description, r.endpoint_url, r.transpor
        r.available_tools, r.published_at, r.updated_at, 'deleted', NULL::text, r.deleted_at, NULL::jsonb
   FROM registry_tombstones r WHERE true
 """
-# The change generation of everything served: a change to a served server bumps its updated_at, a removal writes
-# a tombstone, so the newest of both moves with every change (two index probes).
+# The change generation of everything served below the horizon ($1): a change to a served server bumps its
+# updated_at, a removal writes a tombstone, a probe its verification row, so the newest of them moves with every
+# change (three index probes). Read with the page, in the same statement (see _list_sql).
 GENERATION_SQL = f"""
 SELECT greatest(
     (SELECT max(updated_at) FROM registrations WHERE status = 'Approved' AND updated_at < $1),
     (SELECT max(updated_at) FROM registry_tombstones WHERE updated_at < $1),
     {VERIFICATION_GENERATION}
-)
+) AS generation
 """
 HORIZON_SQL = "SELECT registry_sync_horizon()"
 SELECT_ALLOWED_URLS_SQL = f"""
@@ -119,11 +120,11 @@ def not_modified(etag: str) -> func.HttpResponse:
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): `W/"x"` matches `"x"`; `*` matches anything."""
+    """If-None-Match compares weakly (RFC 9110 §13.1.2); `*` matches any current representation."""
     if not if_none_match:
         return False
-    candidates = {candidate.strip().removeprefix("W/") for candidate in if_none_match.split(",")}
-    return "*" in candidates or etag.removeprefix("W/") in candidates
+    tags = entity_tags(if_none_match)
+    return tags is None or etag.removeprefix("W/") in tags
 
 
 def _fingerprint(*parts: object) -> str:
@@ -203,8 +204,10 @@ def decode_cursor(text: str) -> McpCursor:
 
 
 def _list_sql(state: McpCursor, limit: int, horizon: datetime) -> tuple[str, list[object]]:
+    """One page (limit + 1 rows, to know whether there is more) and the generation its ETag derives from, in one
+    round trip: the generation rides on every row, and on a row of NULLs when the page is empty."""
     conditions = Conditions()
-    conditions.add("r.updated_at < $?", horizon)
+    conditions.add("r.updated_at < $?", horizon)  # $1, which GENERATION_SQL reads too
     if state.after:
         conditions.add("r.server_name > $?", state.after)
     search = conditions.add(SEARCH_CONDITION, f"%{escape_like(state.search)}%") if state.search else None
@@ -222,7 +225,8 @@ def _list_sql(state: McpCursor, limit: int, horizon: datetime) -> tuple[str, lis
     if state.include_deleted and not state.verification:
         servers += f" UNION ALL {REMOVED_SERVERS} {where}"
     args = [*conditions.args, limit + 1]
-    return f"SELECT * FROM ({servers}) r ORDER BY r.server_name LIMIT ${len(args)}", args
+    page = f"SELECT * FROM ({servers}) r ORDER BY r.server_name LIMIT ${len(args)}"
+    return f"SELECT g.generation, p.* FROM ({GENERATION_SQL}) g LEFT JOIN ({page}) p ON true ORDER BY p.server_name", args
 
 
 async def list_servers_response(
@@ -247,15 +251,14 @@ async def list_servers_response(
         if state.updated_since is not None and state.horizon is None:
             # Its own statement: the page's snapshot must be taken after it (sql/0015).
             state = state.model_copy(update={"horizon": await conn.fetchval(HORIZON_SQL)})
-        horizon = state.horizon or NO_HORIZON
-        generation = await conn.fetchval(GENERATION_SQL, horizon)
-        etag = f'W/"{_fingerprint(generation, state.model_dump(mode="json"), query.limit, settings.model_dump())}"'
-        if etag_matches(if_none_match, etag):
-            return not_modified(etag)
-        sql, args = _list_sql(state, query.limit, horizon)
+        sql, args = _list_sql(state, query.limit, state.horizon or NO_HORIZON)
         rows = await conn.fetch(sql, *args)
-    page = rows[: query.limit]
-    more = len(rows) > query.limit
+    generation = rows[0]["generation"]
+    etag = f'W/"{_fingerprint(generation, state.model_dump(mode="json"), query.limit, settings.model_dump())}"'
+    if etag_matches(if_none_match, etag):
+        return not_modified(etag)  # the page was read with its generation, but nothing is rendered
+    servers = [row for row in rows if row["server_name"] is not None]
+    page, more = servers[: query.limit], len(servers) > query.limit
     next_cursor = encode_cursor(state.model_copy(update={"after": page[-1]["server_name"]})) if more else None
     payload = McpServerList(
         servers=[server_entry(row, settings) for row in page],

@@ -27,7 +27,7 @@ from shared.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from shared.http import json_response, no_content
+from shared.http import entity_tags, json_response, no_content
 from shared.models import (
     ByUrlQuery,
     LifecycleChange,
@@ -474,26 +474,13 @@ async def list_my_registrations(query: MyRegistrationsQuery, caller: Caller) -> 
 # ---------------------------------------------------------------- edits and decisions
 
 
-def _matches_if_match(if_match: str | None, current_etag: str) -> bool:
-    if if_match is None:
-        return True
-    candidates = [candidate.strip() for candidate in if_match.split(",")]
-    return "*" in candidates or current_etag in {candidate.removeprefix("W/") for candidate in candidates}
-
-
 def accepted_row_versions(if_match: str | None) -> list[int] | None:
-    """The row versions an If-Match header accepts; None when it accepts any (absent, or `*`)."""
-    if if_match is None:
+    """The row versions an If-Match header accepts (ETags are `"<row_version>"`); None when it accepts any."""
+    tags = entity_tags(if_match)
+    if tags is None:
         return None
-    candidates = [candidate.strip().removeprefix("W/") for candidate in if_match.split(",")]
-    if "*" in candidates:
-        return None
-    versions = []
-    for candidate in candidates:
-        inner = candidate[1:-1] if len(candidate) >= 2 and candidate[0] == candidate[-1] == '"' else ""
-        if inner.isascii() and inner.isdigit() and len(inner) < 19:
-            versions.append(int(inner))
-    return versions  # empty: nothing this service issued, so nothing matches
+    # Empty when it names nothing this service issued: nothing matches.
+    return [int(tag[1:-1]) for tag in tags if re.fullmatch(r'"[0-9]{1,18}"', tag)]
 
 
 async def update_registration(
@@ -524,7 +511,8 @@ async def _apply_update(
             raise NotFound("Registration not found")
         if not caller.is_admin and not (current["submitter_id"] == caller.user_id and current["status"] == "Pending"):
             raise Forbidden("Only an admin, or the submitter while the registration is Pending, can edit it")
-        if not _matches_if_match(if_match, etag_of(current)):
+        versions = accepted_row_versions(if_match)
+        if versions is not None and current["row_version"] not in versions:
             raise PreconditionFailed()
         changes = {
             name: {"before": current[name], "after": value}
