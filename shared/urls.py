@@ -55,9 +55,12 @@ def canonical_endpoint_url(value: str) -> str:
         raise InvalidEndpointUrl("must not contain a fragment (#…): it is never sent to the server")
     if url.port == 0:
         raise InvalidEndpointUrl("has an invalid port")
-    # Decoding an escape can make new dot segments ("/%2E%2E/" is already one to WHATWG, but "%2E" next to
-    # text is not), so the result is parsed once more; the second parse is a fixed point.
-    canonical = str(_parse(_ESCAPE.sub(_normalise_escape, str(url))))
+    serialised = str(url)
+    canonical = _ESCAPE.sub(_normalise_escape, serialised)
+    if canonical != serialised:
+        # Decoding an escape can make new dot segments ("/%2E%2E/" is already one to WHATWG, but "%2E" next to
+        # text is not), so such a result is parsed once more; the second parse is a fixed point.
+        canonical = str(_parse(canonical))
     if len(canonical.encode("utf-8")) > MAX_URL_LENGTH:
         raise InvalidEndpointUrl(f"must be at most {MAX_URL_LENGTH} characters once encoded")
     return canonical
@@ -70,8 +73,6 @@ def _parse(text: str) -> Url:
         if not _authority(text).rsplit(":", 1)[0]:
             raise InvalidEndpointUrl("must include a host") from None
         raise InvalidEndpointUrl("is not a valid URL") from None
-    if url.scheme not in ALLOWED_SCHEMES:
-        raise InvalidEndpointUrl("must use http or https")
     if not url.host:
         raise InvalidEndpointUrl("must include a host")
     return url
