@@ -142,3 +142,15 @@ def user_token(issuer: TestIssuer) -> Callable[..., str]:
         return issuer.token(**claims)
 
     return mint
+
+
+@pytest.fixture
+def admin_token(user_token: Callable[..., str]) -> str:
+    """A token of a new admin."""
+    return user_token(admin=True)
+
+
+@pytest.fixture
+def submitter_token(user_token: Callable[..., str]) -> str:
+    """A token of a new user, who submits registrations."""
+    return user_token()

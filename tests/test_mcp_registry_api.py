@@ -48,16 +48,6 @@ def assert_registry_cors(response: httpx.Response) -> None:
     assert response.headers["access-control-allow-headers"] == "Authorization, Content-Type"
 
 
-@pytest.fixture
-def admin_token(user_token: Callable[..., str]) -> str:
-    return user_token(admin=True)
-
-
-@pytest.fixture
-def submitter_token(user_token: Callable[..., str]) -> str:
-    return user_token()
-
-
 async def approved_server(
     api: httpx.AsyncClient, submitter_token: str, admin_token: str, **overrides: Any
 ) -> dict[str, Any]:

@@ -57,16 +57,6 @@ async def papi(probing_host: LocalHostProcess) -> AsyncIterator[httpx.AsyncClien
         yield client
 
 
-@pytest.fixture
-def admin_token(user_token: Callable[..., str]) -> str:
-    return user_token(admin=True)
-
-
-@pytest.fixture
-def submitter_token(user_token: Callable[..., str]) -> str:
-    return user_token()
-
-
 def own_url(peer: Peer) -> str:
     """The server's URL, made unique to this test (the server ignores the query; registrations need unique URLs)."""
     return f"{peer.url()}?test={uuid.uuid4().hex[:12]}"

@@ -97,16 +97,6 @@ def peers(tmp_path: Path) -> Iterator[list[Peer]]:
         peer.stop()
 
 
-@pytest.fixture
-def admin_token(user_token: Callable[..., str]) -> str:
-    return user_token(admin=True)
-
-
-@pytest.fixture
-def submitter_token(user_token: Callable[..., str]) -> str:
-    return user_token()
-
-
 async def approved_and_verified(
     api: httpx.AsyncClient, admin_token: str, submitter_token: str, url: str, **overrides: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
