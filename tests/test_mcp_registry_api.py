@@ -394,6 +394,38 @@ async def test_vscode_version_probe_gets_one_server_page(
     assert body["metadata"]["nextCursor"]
 
 
+VSCODE = {"Origin": "vscode-file://vscode-app"}
+
+
+async def test_the_clients_exact_requests_are_answered_as_they_parse_them(
+    api: httpx.AsyncClient, submitter_token: str, admin_token: str
+) -> None:
+    # VS Code: the version probe, the first page (search sent, encodeURIComponent), the lookup by
+    # encodeURIComponent(name), and Chromium's revalidation of its cached lookup; Copilot CLI: the lookup with
+    # `Accept: application/json` and no Authorization.
+    tag = marker()
+    approved = await approved_server(api, submitter_token, admin_token, endpoint_name=f"Client {tag}")
+    lookup = f"{SERVERS}/{quote(approved['server_name'], safe='')}/versions/latest"
+
+    probe = await api.get(f"{SERVERS}?limit=1", headers=VSCODE)
+    page = await api.get(f"{SERVERS}?limit=50&version=latest&search={quote(tag, safe='')}", headers=VSCODE)
+    found = await api.get(lookup, headers=VSCODE)
+    revalidated = await api.get(lookup, headers={**VSCODE, "If-None-Match": found.headers["ETag"]})
+    copilot_cli = await api.get(lookup, headers={"Accept": "application/json"})
+
+    for response in (probe, page, found, copilot_cli):
+        assert response.status_code == 200, response.text
+        assert response.headers["access-control-allow-origin"] == "*"
+    for entry in [*probe.json()["servers"], *page.json()["servers"], found.json(), copilot_cli.json()]:
+        # What VS Code's v0.1 serializer needs: non-empty name, description and version, `_meta` an object.
+        assert all(isinstance(entry["server"][key], str) and entry["server"][key] for key in ("name", "description", "version"))
+        assert isinstance(entry["_meta"], dict)
+    assert isinstance(page.json()["metadata"], dict)
+    assert [entry["server"]["name"] for entry in page.json()["servers"]] == [approved["server_name"]]
+    assert revalidated.status_code == 304 and revalidated.content == b""
+    assert revalidated.headers["access-control-allow-origin"] == "*"
+
+
 async def test_updated_since_filters_and_survives_the_cursor(
     api: httpx.AsyncClient, submitter_token: str, admin_token: str
 ) -> None:
