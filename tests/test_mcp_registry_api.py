@@ -4,33 +4,21 @@ anonymous, CORS for any origin, cursors that carry their filter, names looked up
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from jsonschema import Draft7Validator, FormatChecker
 
 from tests.support.host import LocalHostProcess
+from tests.support.mcp_registry import OFFICIAL, SERVERS, assert_valid_server
 from tests.support.registrations import bearer, create_registration, decide, marker, unique_url
-
-SERVERS = "/api/v0.1/servers"
-OFFICIAL = "io.modelcontextprotocol.registry/official"
-SCHEMA = json.loads((Path(__file__).parents[1] / "shared" / "schemas" / "server.schema.2025-12-11.json").read_text())
-SERVER_VALIDATOR = Draft7Validator(SCHEMA, format_checker=FormatChecker())
 
 
 def unique_namespace() -> str:
     return f"com.example.mcp.test-{uuid.uuid4().hex[:10]}"  # below the registry's namespace
-
-
-def assert_valid_server(server: dict[str, Any]) -> None:
-    errors = sorted(SERVER_VALIDATOR.iter_errors(server), key=str)
-    assert not errors, [error.message for error in errors]
 
 
 def assert_entry_shape(entry: dict[str, Any]) -> None:

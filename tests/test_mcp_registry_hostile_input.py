@@ -15,9 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.host import LocalHostProcess
+from tests.support.mcp_registry import SERVERS
 from tests.support.registrations import create_registration, decide, marker
-
-SERVERS = "/api/v0.1/servers"
 
 
 def forged_cursor(state: Any) -> str:

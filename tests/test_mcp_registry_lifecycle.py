@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import asyncpg
 import httpx
 import pytest
-from jsonschema import Draft7Validator, FormatChecker
 
 from tests.support.issuer import bearer
+from tests.support.mcp_registry import SERVERS, assert_valid_server, official
 from tests.support.registrations import REGISTRATIONS, assert_error, audit_entries, create_registration, decide
 
 TokenFactory = Callable[..., str]
-SERVERS = "/api/v0.1/servers"
-OFFICIAL = "io.modelcontextprotocol.registry/official"
-SCHEMA = json.loads((Path(__file__).parents[1] / "shared" / "schemas" / "server.schema.2025-12-11.json").read_text())
-VALIDATOR = Draft7Validator(SCHEMA, format_checker=FormatChecker())
 
 
 def namespace() -> str:
@@ -41,13 +35,8 @@ async def lifecycle(api: httpx.AsyncClient, admin: str, registration_id: str, bo
     return await api.patch(f"{REGISTRATIONS}/{registration_id}/lifecycle", json=body, headers=bearer(admin))
 
 
-def official(entry: dict[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = entry["_meta"][OFFICIAL]
-    return meta
-
-
 def assert_valid(entry: dict[str, Any]) -> None:
-    assert not list(VALIDATOR.iter_errors(entry["server"]))
+    assert_valid_server(entry["server"])
     assert official(entry)["status"] in {"active", "deprecated", "deleted"}
 
 

@@ -26,6 +26,7 @@ from shared.verification import PROBE_USER_ID
 from tests.support.app_index import timer_functions
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.host import LocalHostProcess
+from tests.support.mcp_registry import official
 from tests.support.probe_peers import THREE_TOOLS, Peer, start_mcp_server
 from tests.support.registrations import marker
 from tests.support.verification import (
@@ -234,11 +235,6 @@ async def synced(api: httpx.AsyncClient, tag: str, since: str) -> list[dict[str,
     assert response.json()["metadata"].get("nextCursor") is None
     entries: list[dict[str, Any]] = response.json()["servers"]
     return entries
-
-
-def official(entry: dict[str, Any]) -> dict[str, Any]:
-    status: dict[str, Any] = entry["_meta"]["io.modelcontextprotocol.registry/official"]
-    return status
 
 
 async def test_an_incremental_sync_sees_a_suspension_as_a_removal_and_the_reinstatement_as_active(

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from jsonschema import Draft7Validator, FormatChecker
 
 from tests.support.issuer import bearer
+from tests.support.mcp_registry import SERVERS, assert_valid_server
 from tests.support.registrations import REGISTRATIONS, audit_entries, create_registration, decide
 
-SERVERS = "/api/v0.1/servers"
 REGISTRY_KEY = "com.example.mcp/registration"
-SERVER_VALIDATOR = Draft7Validator(
-    json.loads((Path(__file__).parents[2] / "shared" / "schemas" / "server.schema.2025-12-11.json").read_text()),
-    format_checker=FormatChecker(),
-)
 
 
 async def probe(api: httpx.AsyncClient, admin_token: str, registration_id: str) -> httpx.Response:
@@ -78,6 +71,5 @@ async def listed_names(api: httpx.AsyncClient, **params: str) -> list[str]:
     response = await api.get(SERVERS, params={"limit": "100", **params})
     assert response.status_code == 200, response.text
     for entry in response.json()["servers"]:
-        errors = [error.message for error in SERVER_VALIDATOR.iter_errors(entry["server"])]
-        assert errors == [], errors
+        assert_valid_server(entry["server"])
     return [entry["server"]["name"] for entry in response.json()["servers"]]
