@@ -9,13 +9,14 @@ applied: `@public`, `@authenticated` or `@admin_only`) and its description (`@Op
 errors). The OpenAPI document (`GET /api/openapi.json`, shared/openapi.py) is built from these alone.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from shared import audit, openapi, publishing, registrations, verification
-from shared.auth import Caller, admin_only, authenticated
+from shared.auth import admin_only, authenticated
 from shared.errors import (
     DatabaseUnavailable,
     DuplicateEndpoint,
@@ -26,7 +27,6 @@ from shared.errors import (
     NotFound,
     PreconditionFailed,
 )
-from shared.health import health_response
 from shared.http import (
     parse_json_body,
     parse_query,
@@ -36,37 +36,39 @@ from shared.http import (
     request_path_url,
     route_uuid,
 )
+from shared.lazy_imports import lazy_module
 from shared.logs import configure_logging
-from shared.mcp_registry import allowlist_response, registry_servers_response
-from shared.models import (
-    AllowlistQuery,
-    AuditLogList,
-    AuditLogQuery,
-    ByUrlQuery,
-    HealthReport,
-    LifecycleChange,
-    McpAllowlist,
-    McpRegistryError,
-    McpServerList,
-    McpServerLookupQuery,
-    McpServerResponse,
-    McpServersQuery,
-    MyRegistrationsQuery,
-    Registration,
-    RegistrationCreate,
-    RegistrationList,
-    RegistrationListQuery,
-    RegistrationUpdate,
-    ServerJsonCheck,
-    ServerJsonDocument,
-    StatusChange,
-    User,
-)
 from shared.operations import Link, Operation
-from shared.settings import probe_schedule
+from shared.schedule import probe_schedule
 from shared.telemetry import configure_telemetry
-from shared.users import get_user_response, sign_in_response
-from shared.verification_models import ToolSetApproval, Verification
+
+if TYPE_CHECKING:
+    from shared import (
+        audit,
+        mcp_registry,
+        models,
+        openapi,
+        publishing,
+        registrations,
+        users,
+        verification,
+        verification_models,
+    )
+    from shared import health as health_report
+    from shared.tokens import Caller
+else:
+    # What the triggers call, loaded by the first request that calls it: indexing builds no pydantic model
+    # (shared/lazy_imports.py; `import function_app` 1.56x -> see bench/RESULTS.md).
+    audit = lazy_module("shared.audit")
+    health_report = lazy_module("shared.health")
+    mcp_registry = lazy_module("shared.mcp_registry")
+    models = lazy_module("shared.models")
+    openapi = lazy_module("shared.openapi")
+    publishing = lazy_module("shared.publishing")
+    registrations = lazy_module("shared.registrations")
+    users = lazy_module("shared.users")
+    verification = lazy_module("shared.verification")
+    verification_models = lazy_module("shared.verification_models")
 
 # Once per worker process, before any request: JSON logs (under the Functions worker: its handler with our
 # formatter, see shared/logs.py), then Azure Monitor only if a connection string is set (shared/telemetry.py).
@@ -88,7 +90,7 @@ _SERVER_NAME = {
 _REGISTRY_READ: dict[str, Any] = {
     "conditional": True,
     "errors": (InvalidQuery, NotFound),
-    "error_model": McpRegistryError,
+    "error_model": "McpRegistryError",
     "uses_database": True,
     "tags": ("mcp-registry",),
 }
@@ -119,56 +121,56 @@ def _registration_links(*names: str) -> dict[str, Link]:
 @public
 @Operation(
     "Is the API up and its database answering?",
-    response=HealthReport,
+    response="HealthReport",
     description="Polled by monitors; answers within a short timeout even when the database hangs.",
     errors=(DatabaseUnavailable,),
-    override={503: (HealthReport, {"Retry-After": "retry"})},
+    override={503: ("HealthReport", {"Retry-After": "retry"})},
     uses_database=False,
     tags=("health",),
 )
 async def health(req: func.HttpRequest) -> func.HttpResponse:
-    return await health_response()
+    return await health_report.health_response()
 
 
 @app.route(route="users", methods=["POST"])
 @authenticated
 @Operation(
     "Create or refresh the caller's user record from the token",
-    response=User,
+    response="User",
     status=201,
     also={200: "The record existed"},
     description="201 when this request created the record, 200 when it existed.",
 )
 async def sign_in_user(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return await sign_in_response(caller.user_id, created=caller.created)
+    return await users.sign_in_response(caller.user_id, created=caller.created)
 
 
 @app.route(route="users/me", methods=["GET"])
 @authenticated
-@Operation("The caller's user record", response=User)
+@Operation("The caller's user record", response="User")
 async def get_current_user(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return await get_user_response(caller.user_id)
+    return await users.get_user_response(caller.user_id)
 
 
 @app.route(route="users/{user_id:guid}", methods=["GET"])
 @authenticated
 @Operation(
     "Any user's record",
-    response=User,
+    response="User",
     errors=(NotFound,),
     path_parameters={"user_id": {"description": "The user's id (a UUID)"}},
 )
 async def get_user(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return await get_user_response(route_uuid(req, "user_id"))
+    return await users.get_user_response(route_uuid(req, "user_id"))
 
 
 @app.route(route="registrations", methods=["POST"])
 @authenticated
 @Operation(
     "Register an MCP endpoint (starts Pending)",
-    response=Registration,
+    response="Registration",
     status=201,
-    body=RegistrationCreate,
+    body="RegistrationCreate",
     errors=(DuplicateEndpoint, DuplicateServerName),
     etag=True,
     location=True,
@@ -177,43 +179,43 @@ async def get_user(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 )
 async def create_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await registrations.create_registration(
-        parse_json_body(req, RegistrationCreate), caller, base_url=request_path_url(req)
+        parse_json_body(req, models.RegistrationCreate), caller, base_url=request_path_url(req)
     )
 
 
 @app.route(route="registrations", methods=["GET"])
 @authenticated
-@Operation("List registrations (newest first)", response=RegistrationList, query=RegistrationListQuery)
+@Operation("List registrations (newest first)", response="RegistrationList", query="RegistrationListQuery")
 async def list_registrations(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return await registrations.list_registrations(parse_query(req, RegistrationListQuery))
+    return await registrations.list_registrations(parse_query(req, models.RegistrationListQuery))
 
 
 @app.route(route="registrations/my", methods=["GET"])
 @authenticated
-@Operation("The caller's own registrations (newest first)", response=RegistrationList, query=MyRegistrationsQuery)
+@Operation("The caller's own registrations (newest first)", response="RegistrationList", query="MyRegistrationsQuery")
 async def list_my_registrations(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return await registrations.list_my_registrations(parse_query(req, MyRegistrationsQuery), caller)
+    return await registrations.list_my_registrations(parse_query(req, models.MyRegistrationsQuery), caller)
 
 
 @app.route(route="registrations/by-url", methods=["GET"])
 @authenticated
 @Operation(
     "Look a registration up by its exact endpoint URL",
-    response=Registration,
-    query=ByUrlQuery,
+    response="Registration",
+    query="ByUrlQuery",
     errors=(NotFound,),
     etag=True,
     description="The compliance check for CI pipelines.",
 )
 async def get_registration_by_url(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return await registrations.get_registration_by_url(parse_query(req, ByUrlQuery))
+    return await registrations.get_registration_by_url(parse_query(req, models.ByUrlQuery))
 
 
 @app.route(route="registrations/{registration_id:guid}", methods=["GET"])
 @authenticated
 @Operation(
     "One registration",
-    response=Registration,
+    response="Registration",
     errors=(NotFound,),
     etag=True,
     path_parameters=_ID,
@@ -227,8 +229,8 @@ async def get_registration(req: func.HttpRequest, caller: Caller) -> func.HttpRe
 @authenticated
 @Operation(
     "Edit a registration's metadata",
-    response=Registration,
-    body=RegistrationUpdate,
+    response="Registration",
+    body="RegistrationUpdate",
     errors=(NotFound, Forbidden, PreconditionFailed, DuplicateEndpoint, DuplicateServerName),
     etag=True,
     if_match=True,
@@ -239,7 +241,7 @@ async def get_registration(req: func.HttpRequest, caller: Caller) -> func.HttpRe
 async def update_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await registrations.update_registration(
         route_uuid(req, "registration_id"),
-        parse_json_body(req, RegistrationUpdate),
+        parse_json_body(req, models.RegistrationUpdate),
         caller,
         if_match=req.headers.get("if-match"),
     )
@@ -249,8 +251,8 @@ async def update_registration(req: func.HttpRequest, caller: Caller) -> func.Htt
 @admin_only
 @Operation(
     "Approve or reject a Pending registration",
-    response=Registration,
-    body=StatusChange,
+    response="Registration",
+    body="StatusChange",
     errors=(NotFound, InvalidStateTransition, PreconditionFailed),
     etag=True,
     if_match=True,
@@ -276,7 +278,7 @@ async def update_registration(req: func.HttpRequest, caller: Caller) -> func.Htt
 async def change_registration_status(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await registrations.decide_registration(
         route_uuid(req, "registration_id"),
-        parse_json_body(req, StatusChange),
+        parse_json_body(req, models.StatusChange),
         caller,
         if_match=req.headers.get("if-match"),
     )
@@ -286,8 +288,8 @@ async def change_registration_status(req: func.HttpRequest, caller: Caller) -> f
 @admin_only
 @Operation(
     "Deprecate an approved registration, or make it active again",
-    response=Registration,
-    body=LifecycleChange,
+    response="Registration",
+    body="LifecycleChange",
     errors=(NotFound, InvalidStateTransition),
     etag=True,
     path_parameters=_ID,
@@ -298,7 +300,7 @@ async def change_registration_status(req: func.HttpRequest, caller: Caller) -> f
 )
 async def change_registration_lifecycle(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await registrations.change_lifecycle(
-        route_uuid(req, "registration_id"), parse_json_body(req, LifecycleChange), caller
+        route_uuid(req, "registration_id"), parse_json_body(req, models.LifecycleChange), caller
     )
 
 
@@ -306,7 +308,7 @@ async def change_registration_lifecycle(req: func.HttpRequest, caller: Caller) -
 @admin_only
 @Operation(
     "Probe the registration's endpoint over MCP now",
-    response=Verification,
+    response="Verification",
     errors=(NotFound,),
     path_parameters=_ID,
     tags=("verification",),
@@ -324,8 +326,8 @@ async def verify_registration(req: func.HttpRequest, caller: Caller) -> func.Htt
 @admin_only
 @Operation(
     "Approve the tool set the last probe found",
-    response=Verification,
-    body=ToolSetApproval,
+    response="Verification",
+    body="ToolSetApproval",
     errors=(NotFound, InvalidStateTransition, PreconditionFailed),
     path_parameters=_ID,
     tags=("verification",),
@@ -338,7 +340,7 @@ async def verify_registration(req: func.HttpRequest, caller: Caller) -> func.Htt
 )
 async def approve_registration_tools(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await verification.approve_tools_response(
-        route_uuid(req, "registration_id"), parse_json_body(req, ToolSetApproval), caller
+        route_uuid(req, "registration_id"), parse_json_body(req, verification_models.ToolSetApproval), caller
     )
 
 
@@ -358,46 +360,46 @@ async def delete_registration(req: func.HttpRequest, caller: Caller) -> func.Htt
 
 @app.route(route="audit-logs", methods=["GET"])
 @admin_only
-@Operation("The audit log (newest first)", response=AuditLogList, query=AuditLogQuery)
+@Operation("The audit log (newest first)", response="AuditLogList", query="AuditLogQuery")
 async def list_audit_logs(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return await audit.list_audit_logs(parse_query(req, AuditLogQuery))
+    return await audit.list_audit_logs(parse_query(req, models.AuditLogQuery))
 
 
 @app.route(route="v0.1/servers/{*rest}", methods=["GET", "OPTIONS"])
 @public
 @Operation(
     "MCP Registry: list the approved servers",
-    response=McpServerList,
+    response="McpServerList",
     path="v0.1/servers",
     method="GET",
-    query=McpServersQuery,
+    query="McpServersQuery",
     description="The MCP Registry v0.1 format, for GitHub Copilot and VS Code (CORS `*`).",
     **_REGISTRY_READ,
 )
 @Operation(
     "MCP Registry: a server's versions",
-    response=McpServerList,
+    response="McpServerList",
     path="v0.1/servers/{serverName}/versions",
     method="GET",
-    query=McpServerLookupQuery,
+    query="McpServerLookupQuery",
     path_parameters=_SERVER_NAME,
     **_REGISTRY_READ,
 )
 @Operation(
     "MCP Registry: a server's latest version",
-    response=McpServerResponse,
+    response="McpServerResponse",
     path="v0.1/servers/{serverName}/versions/latest",
     method="GET",
-    query=McpServerLookupQuery,
+    query="McpServerLookupQuery",
     path_parameters=_SERVER_NAME,
     **_REGISTRY_READ,
 )
 @Operation(
     "MCP Registry: one version of a server",
-    response=McpServerResponse,
+    response="McpServerResponse",
     path="v0.1/servers/{serverName}/versions/{version}",
     method="GET",
-    query=McpServerLookupQuery,
+    query="McpServerLookupQuery",
     path_parameters={**_SERVER_NAME, "version": {"schema": {"type": "string", "minLength": 1}}},
     **_REGISTRY_READ,
 )
@@ -407,33 +409,33 @@ async def list_audit_logs(req: func.HttpRequest, caller: Caller) -> func.HttpRes
     path="v0.1/servers",
     method="OPTIONS",
     errors=(NotFound,),
-    error_model=McpRegistryError,
+    error_model="McpRegistryError",
     uses_database=False,
     tags=("mcp-registry",),
 )
 async def mcp_registry_servers(req: func.HttpRequest) -> func.HttpResponse:
-    return await registry_servers_response(req)
+    return await mcp_registry.registry_servers_response(req)
 
 
 @app.route(route="v0.1/allowlist", methods=["GET"])
 @admin_only
 @Operation(
     "MCP Registry: approved URLs as Copilot's allowedMcpServers",
-    response=McpAllowlist,
-    query=AllowlistQuery,
+    response="McpAllowlist",
+    query="AllowlistQuery",
     errors=(NotFound,),
     tags=("mcp-registry",),
 )
 async def mcp_registry_allowlist(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return await allowlist_response(parse_query(req, AllowlistQuery).include_deprecated)
+    return await mcp_registry.allowlist_response(parse_query(req, models.AllowlistQuery).include_deprecated)
 
 
 @app.route(route="v0.1/validate", methods=["POST"])
 @authenticated
 @Operation(
     "MCP Registry: check a server.json without publishing it",
-    response=ServerJsonCheck,
-    body=ServerJsonDocument,
+    response="ServerJsonCheck",
+    body="ServerJsonDocument",
     tags=("mcp-registry",),
     description=(
         "Checks the file against the official schema (2025-12-11) and this registry's rules (namespace, one "
@@ -449,10 +451,10 @@ async def validate_server_json(req: func.HttpRequest, caller: Caller) -> func.Ht
 @authenticated
 @Operation(
     "MCP Registry: publish a server.json as a Pending registration",
-    response=Registration,
+    response="Registration",
     status=201,
     also={200: "The caller's Pending registration of that name was updated"},
-    body=ServerJsonDocument,
+    body="ServerJsonDocument",
     errors=(DuplicateEndpoint, DuplicateServerName, InvalidStateTransition),
     etag=True,
     tags=("mcp-registry",),

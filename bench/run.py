@@ -178,7 +178,7 @@ class Context:
     plan: seeding.SeedPlan
     tokens: dict[str, list[str]]
     user_ids: list[uuid.UUID]
-    admin: Any  # shared.auth.Caller
+    admin: Any  # shared.tokens.Caller
     users: list[Any]
     ids: list[uuid.UUID]
     urls: list[str]
@@ -310,7 +310,7 @@ def build_scenarios(ctx: Context) -> list[Scenario]:
 
 
 async def sample_context(dsn: str, plan: seeding.SeedPlan, tokens: dict[str, list[str]]) -> Context:
-    from shared.auth import Caller
+    from shared.tokens import Caller
 
     conn = await asyncpg.connect(dsn)
     try:

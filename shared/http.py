@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import azure.functions as func
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+import pydantic
+from pydantic_core import ErrorDetails, ValidationError
 
 from shared import telemetry
 from shared.db_errors import as_api_error
@@ -42,7 +42,8 @@ MAX_BODY_BYTES = 64 * 1024
 EXPOSED_HEADERS = "ETag, Location, Retry-After, WWW-Authenticate"
 JSON_MEDIA_TYPE = "application/json"
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+# `pydantic.BaseModel` is read when used: its first read loads pydantic's model machinery (shared/lazy_imports.py).
+ModelT = TypeVar("ModelT", bound="pydantic.BaseModel")
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 Trigger = Callable[..., Awaitable[func.HttpResponse]]
 
@@ -51,7 +52,7 @@ Trigger = Callable[..., Awaitable[func.HttpResponse]]
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, BaseModel):
+    if isinstance(value, pydantic.BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -61,13 +62,13 @@ def _json_default(value: Any) -> Any:
 
 
 def json_response(
-    payload: BaseModel | Mapping[str, Any] | list[Any],
+    payload: pydantic.BaseModel | Mapping[str, Any] | list[Any],
     *,
     status: int = 200,
     headers: Mapping[str, str] | None = None,
     exclude_none: bool = False,
 ) -> func.HttpResponse:
-    if isinstance(payload, BaseModel):
+    if isinstance(payload, pydantic.BaseModel):
         body = payload.model_dump_json(by_alias=True, exclude_none=exclude_none)
     else:
         body = json.dumps(payload, default=_json_default, separators=(",", ":"))

@@ -45,7 +45,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.models import NO_NUL
-from shared.operations import Auth, Operation, auth_of, operations_of
+from shared.operations import Auth, Operation, auth_of, model_named, operations_of
 from shared.routes import RouteTemplate, route_prefix
 
 OPENAPI_VERSION = "3.1.0"
@@ -139,6 +139,11 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _model(model: type[BaseModel] | str) -> type[BaseModel]:
+    """A model, or the class a declaration names (`@Operation` names its models: shared.operations)."""
+    return model_named(model) if isinstance(model, str) else model
+
+
 class _Schemas:
     """Collects every model the document uses and renders them once, with shared components."""
 
@@ -147,7 +152,8 @@ class _Schemas:
         self.refs: dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]] = {}
         self.components: dict[str, Any] = {}
 
-    def want(self, model: type[BaseModel], mode: JsonSchemaMode) -> None:
+    def want(self, named: type[BaseModel] | str, mode: JsonSchemaMode) -> None:
+        model = _model(named)
         if (model, mode) not in self._wanted:
             self._wanted.append((model, mode))
 
@@ -156,10 +162,11 @@ class _Schemas:
         self.refs = {(model, mode): dict(value) for (model, mode), value in refs.items() if issubclass(model, BaseModel)}
         self.components = {name: _strip_titles(schema) for name, schema in definitions.get("$defs", {}).items()}
 
-    def ref(self, model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
-        return self.refs[(model, mode)]
+    def ref(self, named: type[BaseModel] | str, mode: JsonSchemaMode) -> dict[str, Any]:
+        return self.refs[(_model(named), mode)]
 
-    def query_parameters(self, model: type[BaseModel]) -> list[dict[str, Any]]:
+    def query_parameters(self, named: type[BaseModel] | str) -> list[dict[str, Any]]:
+        model = _model(named)
         schema = model.model_json_schema(mode="validation", ref_template=REF_TEMPLATE)
         for name, definition in schema.get("$defs", {}).items():
             existing = self.components.setdefault(name, _strip_titles(definition))

@@ -6,10 +6,14 @@ trigger; `@Operation(...)` records the summary, the query/body/response models a
 methods are the `app.route` call's own. shared/openapi.py builds the document from these and from nothing
 else, so switching a trigger's auth decorator switches what the document says.
 
-    @app.route(route="registrations/{registration_id:guid}", methods=["DELETE"])
-    @admin_only
-    @Operation("Delete a registration (its audit trail stays)", status=204, errors=(NotFound,))
-    async def delete_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse: ...
+    @app.route(route="registrations/{registration_id:guid}", methods=["PATCH"])
+    @authenticated
+    @Operation("Edit a registration's metadata", response="Registration", body="RegistrationUpdate", errors=(NotFound,))
+    async def update_registration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse: ...
+
+Models are named, not imported: a declaration names a class of shared.models or shared.verification_models
+(`model_named` finds it when the document is built), so indexing the app builds no pydantic model
+(shared/lazy_imports.py says why). The document's tests fail on a name that is not a model.
 
 A catch-all route that answers several concrete paths stacks one `@Operation(path=..., method=...)` per
 path; the document lists them in the order written. The records are plain attributes of the function;
@@ -20,11 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel
+import pydantic
 
 from shared.errors import ApiError
+from shared.lazy_imports import lazy_module
+
+if TYPE_CHECKING:
+    from shared import models, verification_models
+else:
+    models = lazy_module("shared.models")
+    verification_models = lazy_module("shared.verification_models")
 
 Auth = Literal["public", "user", "admin"]
 Function = TypeVar("Function", bound=Callable[..., Any])
@@ -47,11 +58,11 @@ class Operation:
     """One documented operation of the trigger it decorates (the auth level comes from its auth decorator)."""
 
     summary: str
-    response: type[BaseModel] | None = None
+    response: str | None = None
     status: int = 200
     description: str = ""
-    query: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
+    query: str | None = None
+    body: str | None = None
     # Errors of this endpoint's own; those of auth, body, query, path ids and the database are added from them.
     errors: tuple[type[ApiError], ...] = ()
     # Other success statuses with the same body (sign-in answers 201 or 200).
@@ -64,9 +75,9 @@ class Operation:
     # Non-JSON success bodies: media type → schema.
     content: Mapping[str, Mapping[str, Any]] | None = None
     # A replacement for an error status's body and headers (health's 503 is a HealthReport).
-    override: Mapping[int, tuple[type[BaseModel], Mapping[str, Any]]] = field(default_factory=dict)
+    override: Mapping[int, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
     # An error body other than the API's one error shape (the MCP Registry's own); None: the API's.
-    error_model: type[BaseModel] | None = None
+    error_model: str | None = None
     # For a catch-all route: the concrete path under the route prefix and the method this entry documents.
     path: str | None = None
     method: str | None = None
@@ -96,3 +107,12 @@ def auth_of(function: Callable[..., Any]) -> Auth | None:
     """The level the function's auth decorator recorded; None when none was applied."""
     auth: Auth | None = getattr(function, _AUTH_ATTRIBUTE, None)
     return auth
+
+
+def model_named(name: str) -> type[pydantic.BaseModel]:
+    """The model class a declaration names (see the module docstring)."""
+    for module in (models, verification_models):
+        model = getattr(module, name, None)
+        if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+            return model
+    raise LookupError(f"{name!r} names no model in shared.models or shared.verification_models")

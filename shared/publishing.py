@@ -18,12 +18,12 @@ import azure.functions as func
 from pydantic import ValidationError
 
 from shared import db
-from shared.auth import Caller
 from shared.errors import DuplicateEndpoint, DuplicateServerName, InvalidStateTransition, ValidationFailed
 from shared.http import field_errors_of, json_response
 from shared.models import RegistrationCreate, RegistrationPreview, RegistrationUpdate, ServerJsonCheck
 from shared.registrations import create_registration, update_registration
 from shared.settings import get_registry_settings
+from shared.tokens import Caller
 
 if TYPE_CHECKING:
     from jsonschema import Draft7Validator

@@ -17,7 +17,6 @@ import azure.functions as func
 from cachetools import LRUCache
 
 from shared import db, verification
-from shared.auth import Caller
 from shared.errors import (
     DuplicateEndpoint,
     DuplicateServerName,
@@ -41,6 +40,7 @@ from shared.models import (
 )
 from shared.settings import get_registration_settings, get_registry_settings
 from shared.sql import Conditions
+from shared.tokens import Caller
 
 ENDPOINT_URL_CONSTRAINT = "registrations_endpoint_url_key"
 SERVER_NAME_CONSTRAINT = "registrations_server_name_key"

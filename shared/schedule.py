@@ -9,9 +9,12 @@ three-letter month and day names.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+DEFAULT_PROBE_SCHEDULE = "0 0 */6 * * *"
 
 _FIELDS = (("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 6))
 _NAMES = {
@@ -99,3 +102,13 @@ class Schedule:
         if len(upcoming) < 2:
             return timedelta(days=366)
         return min(later - earlier for earlier, later in itertools.pairwise(upcoming))
+
+
+def probe_schedule(env: Mapping[str, str] | None = None) -> str:
+    """PROBE_SCHEDULE as the timer trigger is indexed with (its default when unset; the host reports a bad one).
+
+    Read from the environment, not from the settings model: indexing builds no pydantic model
+    (shared/lazy_imports.py). ProbeSettings checks the same setting on the first scheduled run.
+    """
+    env = os.environ if env is None else env
+    return env.get("PROBE_SCHEDULE", "").strip() or DEFAULT_PROBE_SCHEDULE

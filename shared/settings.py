@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.schedule import Schedule
+from shared.schedule import DEFAULT_PROBE_SCHEDULE, Schedule
 
 
 class SettingsError(RuntimeError):
@@ -219,9 +219,6 @@ class RegistrationSettings(_EnvModel):
     approval_review_window_s: float = Field(default=900, ge=0, le=86_400, alias="APPROVAL_REVIEW_WINDOW_S")
 
 
-DEFAULT_PROBE_SCHEDULE = "0 0 */6 * * *"
-
-
 class ProbeSettings(_EnvModel):
     """Probing registered endpoints over MCP (shared/probe.py, shared/verification.py)."""
 
@@ -248,12 +245,6 @@ class ProbeSettings(_EnvModel):
     def _ncrontab(cls, value: str) -> str:
         Schedule.parse(value)
         return value
-
-
-def probe_schedule(env: Mapping[str, str] | None = None) -> str:
-    """PROBE_SCHEDULE as the timer trigger is indexed with (its default when unset; the host reports a bad one)."""
-    env = os.environ if env is None else env
-    return env.get("PROBE_SCHEDULE", "").strip() or DEFAULT_PROBE_SCHEDULE
 
 
 @lru_cache(maxsize=1)

@@ -24,10 +24,17 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from shared.lazy_imports import lazy_module
 from shared.logs import attach_filter_to_root_handlers
-from shared.settings import AppSettings, SettingsError, running_on_azure
+
+if TYPE_CHECKING:
+    from shared import settings as app_settings
+    from shared.settings import AppSettings
+else:
+    # Read only when a connection string is set: off, indexing builds no settings model (lazy_imports.py).
+    app_settings = lazy_module("shared.settings")
 
 TelemetryMode = Literal["off", "worker", "app"]
 
@@ -37,6 +44,7 @@ _lock = threading.Lock()
 _mode: TelemetryMode | None = None
 
 SERVICE_NAME = "mcp-registry-api"
+CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 _EXPORTER_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.monitor.opentelemetry")
 
 
@@ -46,8 +54,8 @@ def telemetry_mode() -> TelemetryMode:
 
 def _settings(env: Mapping[str, str]) -> AppSettings | None:
     try:
-        return AppSettings.from_env(env)
-    except SettingsError as exc:
+        return app_settings.AppSettings.from_env(env)
+    except app_settings.SettingsError as exc:
         logger.warning("telemetry not configured: %s", exc)
         return None
 
@@ -58,7 +66,11 @@ def configure_telemetry(env: Mapping[str, str] | None = None) -> TelemetryMode:
     with _lock:
         if _mode is not None:
             return _mode
-        settings = _settings(os.environ if env is None else env)
+        env = os.environ if env is None else env
+        if not env.get(CONNECTION_STRING, "").strip():  # unset or blank, as the settings read it
+            _mode = "off"
+            return _mode
+        settings = _settings(env)
         if settings is None or not settings.appinsights_connection_string:
             _mode = "off"
             return _mode
@@ -85,8 +97,8 @@ def configure_telemetry(env: Mapping[str, str] | None = None) -> TelemetryMode:
 def _configure_azure_monitor(connection_string: str) -> None:
     # Resource detectors: off Azure the default VM detector probes the instance metadata endpoint; use
     # the environment-only detector there and the Functions one on Azure (as the worker does).
-    os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions" if running_on_azure() else "otel")
-    if not running_on_azure():
+    os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions" if app_settings.running_on_azure() else "otel")
+    if not app_settings.running_on_azure():
         os.environ.setdefault("OTEL_SERVICE_NAME", SERVICE_NAME)
     import azure.monitor.opentelemetry as distro
 

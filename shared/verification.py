@@ -28,12 +28,12 @@ import asyncpg
 import azure.functions as func
 
 from shared import db
-from shared.auth import Caller
 from shared.errors import InvalidStateTransition, NotFound, PreconditionFailed
 from shared.fingerprints import fingerprints_by_name, tool_drift
 from shared.http import json_response
 from shared.schedule import Schedule
 from shared.settings import ProbeSettings, get_probe_settings
+from shared.tokens import Caller
 from shared.verification_models import ToolSetApproval, Verification, with_declared_difference
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.fingerprints import canonical_json, tool_drift, tool_fingerprint, tool_set_fingerprint
-from shared.schedule import Schedule
-from shared.settings import ProbeSettings, SettingsError, probe_schedule
+from shared.schedule import Schedule, probe_schedule
+from shared.settings import ProbeSettings, SettingsError
 
 TOOL = {
     "name": "get_forecast",

@@ -14,18 +14,18 @@ import azure.functions as func
 import httpx
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
-from pydantic import BaseModel
 
 import function_app
 from devtools.local_host import RouteMatcher
 from shared import openapi
 from shared.app_index import http_routes, indexed_functions
-from shared.auth import Caller, admin_only, authenticated
+from shared.auth import admin_only, authenticated
 from shared.errors import ApiError, NotFound
 from shared.http import public
 from shared.openapi import REF_TEMPLATE, build_document, undocumented_functions
-from shared.operations import Operation, auth_of, operations_of
+from shared.operations import Operation, auth_of, model_named, operations_of
 from shared.routes import route_prefix
+from shared.tokens import Caller
 from tests.support.app_index import indexed_functions as indexed_by_tests
 from tests.support.issuer import bearer
 
@@ -170,8 +170,8 @@ def test_every_schema_reference_resolves(document: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- schemas are the models' own
 
 
-def _model_schema(model: type[BaseModel], mode: str) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode)  # type: ignore[arg-type]
+def _model_schema(name: str, mode: str) -> dict[str, Any]:
+    schema = model_named(name).model_json_schema(ref_template=REF_TEMPLATE, mode=mode)  # type: ignore[arg-type]
     schema.pop("$defs", None)
     return openapi._strip_titles(schema)  # type: ignore[no-any-return]
 

@@ -124,7 +124,7 @@ def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
 
 def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
     """Every module `path` imports at run time, anywhere in the file (`from a import b` counts as a.b too:
-    b may be a submodule)."""
+    b may be a submodule; `lazy_module("a.b")`, shared/lazy_imports.py, imports a.b on first use)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = module_name(path, root).rpartition(".")[0] if path.name != "__init__.py" else module_name(path, root)
     found: set[str] = set()
@@ -138,7 +138,21 @@ def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
                 base = ".".join([*anchor, base] if base else anchor)
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif _is_lazy_module_call(node):
+            assert isinstance(node, ast.Call) and isinstance(node.args[0], ast.Constant)
+            found.add(str(node.args[0].value))
     return found
+
+
+def _is_lazy_module_call(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "lazy_module"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    )
 
 
 def project_modules(root: Path = ROOT, packages: Iterable[str] = ("shared", "devtools")) -> dict[str, Path]:
