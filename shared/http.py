@@ -290,7 +290,14 @@ def endpoint(handler: Handler, auth: Auth) -> Trigger:
         finally:
             request_fields.reset(token)
 
-    trigger.__signature__ = _worker_signature()  # type: ignore[attr-defined]
+    # What the worker reads: inspect.signature and typing.get_type_hints, which would otherwise evaluate the
+    # handler's annotations (a `Caller` function_app imports for the type checker only) in its module.
+    signature = _worker_signature()
+    trigger.__signature__ = signature  # type: ignore[attr-defined]
+    trigger.__annotations__ = {
+        **{name: parameter.annotation for name, parameter in signature.parameters.items()},
+        "return": signature.return_annotation,
+    }
     record_auth(trigger, auth)
     return trigger
 

@@ -11,6 +11,7 @@ import inspect
 import itertools
 import json
 import re
+import typing
 import uuid
 
 import azure.functions as func
@@ -126,6 +127,19 @@ def test_user_functions_are_async_and_take_exactly_req_and_context() -> None:
         # The worker binds parameters by name: each must be a binding or `context`.
         parameters = list(inspect.signature(user_function).parameters)
         assert parameters == ["req", "context"], (function.get_function_name(), parameters)
+
+
+def test_the_worker_reads_every_functions_type_hints_as_types() -> None:
+    """The Python worker loads a function with `typing.get_type_hints(func)` (evaluated in the module that
+    wrote the innermost wrapped function) and checks `context` is azure.functions.Context: names only a type
+    checker imports (function_app's `Caller`) must not reach it."""
+    for function in http_functions():
+        hints = typing.get_type_hints(function.get_user_function())
+        assert hints == {"req": func.HttpRequest, "context": func.Context, "return": func.HttpResponse}, (
+            function.get_function_name()
+        )
+    (timer,) = timer_functions()
+    assert typing.get_type_hints(timer.get_user_function()) == {"timer": func.TimerRequest, "return": type(None)}
 
 
 def test_function_json_is_what_the_worker_sends_to_the_host() -> None:
