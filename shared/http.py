@@ -32,7 +32,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from shared.logs import bind_request_fields, request_fields
+from shared.logs import bind_request_fields, log_access, request_fields
 from shared.operations import Auth, record_auth
 
 logger = logging.getLogger("mcp_registry.http")
@@ -275,16 +275,7 @@ def endpoint(handler: Handler, auth: Auth) -> Trigger:
             # Cross-origin callers (the SPA) may read these; CORS hides every other response header.
             if "Access-Control-Expose-Headers" not in response.headers:
                 response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-            access_logger.info(
-                "%s %s %s",
-                req.method,
-                route,
-                response.status_code,
-                extra={
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            log_access(access_logger, response.status_code, round((time.perf_counter() - started) * 1000, 2))
             return response
         finally:
             request_fields.reset(token)

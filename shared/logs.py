@@ -108,6 +108,59 @@ def sanitize(record: logging.LogRecord) -> None:
     setattr(record, _SANITIZED, True)
 
 
+# The access line (`log_access`): one per request, so its cost is paid by every request. Its fields are known
+# when it is written, so it is built here once, capped and redacted field by field, and marked sanitized; the
+# filter and the formatter then pass it through (python-json-logger's generic rendering walks every attribute of
+# the record). The generic path (findCaller, the filter copying the request fields, `sanitize` walking ~25
+# attributes and redacting six, the generic formatter) made the endpoint wrapper around a handler that does
+# nothing cost 77 µs a request; built here, 27 µs (the record, the JSON and the write remain).
+#
+# Request fields whose values this service produces or has validated, so they cannot carry what a caller chose:
+# the invocation id (the host's GUID), the function name (ours), the trace id (32 hex digits, checked or ours),
+# the caller's oid (a GUID, checked with the token), the error code (a constant of an error class). Every other
+# string field, present or added later, is capped and redacted.
+_TRUSTED_FIELDS = frozenset({"invocation_id", "function", "trace_id", "user_oid", "error_code"})
+# A method is written as is only when it is one of these (the host routes only the methods a trigger declares).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The fields of a record built by `log_access`, in order, for the formatter (underscore: never a JSON field).
+_LINE_FIELDS = "_registry_line_fields"
+
+
+def _safe_field(key: str, value: Any) -> Any:
+    if key in _TRUSTED_FIELDS or isinstance(value, _SCALARS) or (key == "method" and value in _METHODS):
+        return value
+    return redacted_head(_field_text(value))
+
+
+def log_access(logger: logging.Logger, status: int, duration_ms: float) -> None:
+    """The current request's access line, "<method> <route> <status>" with the status, the duration and the
+    request fields, capped and redacted as `sanitize` would, built once and handed to the handlers as done."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    request = request_fields.get() or {}
+    fields: dict[str, Any] = {"status": status, "duration_ms": duration_ms}
+    for key, value in request.items():
+        fields[key] = _safe_field(key, value)
+    method, route = request.get("method", ""), request.get("route", "")
+    message = f"{method} {route} {status}"
+    if method in _METHODS and isinstance(route, str) and route.startswith("/") and len(message) <= MAX_TEXT_CHARS:
+        # Uncut, the message is our method, the route and our status: redacting the route redacts the message
+        # (a route starts with "/" and no rule's anchor does; every rule's match ends at a space as it does at the
+        # end of a text, so no match spans the joins), which spares redacting the route twice.
+        message = f"{method} {fields['route']} {status}"
+    else:
+        message = redacted_head(message)
+    frame = sys._getframe(1)  # the caller, as findCaller gives it, without walking the stack
+    record = logger.makeRecord(
+        logger.name, logging.INFO, frame.f_code.co_filename, frame.f_lineno, message, (), None, frame.f_code.co_name
+    )
+    line = {key: value for key, value in fields.items() if key not in record.__dict__}
+    record.__dict__.update(line)
+    record.__dict__[_LINE_FIELDS] = line
+    record.__dict__[_SANITIZED] = True
+    logger.handle(record)
+
+
 class RequestContextFilter(logging.Filter):
     """Adds the current request's fields to a record, then caps and redacts it (`sanitize`).
 
@@ -132,6 +185,19 @@ class RedactingJsonFormatter(JsonFormatter):
     sanitized here); the exception is rendered from the redacted `exc_text`, never formatted again."""
 
     def format(self, record: logging.LogRecord) -> str:
+        line = record.__dict__.get(_LINE_FIELDS)
+        if line is not None and not record.exc_info and not record.stack_info:
+            # The access line (`log_access`): its fields are known, so the generic walk over the record's
+            # attributes is skipped; the same JSON as the generic path (tests/test_logging.py compares them).
+            record.message = record.getMessage()
+            log_data = {
+                "timestamp": self.formatTime(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.message,
+                **line,
+            }
+            return self.serialize_log_record(log_data)
         sanitize(record)
         exc_info, record.exc_info = record.exc_info, None
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import os
@@ -217,6 +218,76 @@ def test_a_record_is_redacted_once_however_many_handlers_format_it(monkeypatch: 
     # The message and the two string fields, once each; the rendered lines are not redacted again.
     assert len(calls) == 3
     assert sorted(text[:8] for text in calls) == ["/api/v0.", "GET /api", "inv-1"]
+
+
+ACCESS_CASES = [
+    ("GET", "/api/registrations/0b1a2c3d-1111-4222-8333-444455556666"),
+    ("GET", "/api/v0.1/servers/password=Sup3r-Secret/Bearer%20abcdefghijklmnopqrstuvwxyz"),
+    ("POST", "/api/x/postgresql://app:Sup3r-Secret@db/eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiIxIn0.c2lnbmF0dXJl"),
+    ("GET", HOSTILE_PATH),
+    ("BEARER", "/abcdefghijklmnopqrstuvwxyz"),  # no host routes this method: the whole message is redacted
+]
+
+
+def _access_logger(stream: io.StringIO) -> logging.Logger:
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestContextFilter())
+    handler.setFormatter(json_formatter())
+    access = logging.getLogger("mcp_registry.access_test")
+    access.handlers, access.propagate = [handler], False
+    access.setLevel(logging.INFO)
+    return access
+
+
+def _request(method: str, route: str) -> dict[str, Any]:
+    return {
+        "invocation_id": str(uuid.uuid4()),
+        "function": "get_registration",
+        "method": method,
+        "route": route,
+        "trace_id": secrets.token_hex(16),
+        "user_oid": str(uuid.uuid4()),
+        "note": "Authorization: Bearer abcdefghijklmnopqrstuvwxyz",  # a field bound later: redacted
+    }
+
+
+@pytest.mark.parametrize(("method", "route"), ACCESS_CASES)
+def test_the_access_line_is_the_line_the_generic_record_would_give(method: str, route: str) -> None:
+    stream = io.StringIO()
+    access = _access_logger(stream)
+    token = request_fields.set(_request(method, route))
+    try:
+        logs.log_access(access, 404, 1.5)
+        access.info("%s %s %s", method, route, 404, extra={"status": 404, "duration_ms": 1.5})
+    finally:
+        request_fields.reset(token)
+    built, generic = (json.loads(line, object_pairs_hook=list) for line in stream.getvalue().splitlines())
+    # Same fields in the same order, same values; only the timestamps may differ.
+    assert built[1:] == generic[1:] and built[0][0] == generic[0][0] == "timestamp"
+    line, fields = stream.getvalue(), dict(built)
+    assert "Sup3r" not in line and "c2lnbmF0dXJl" not in line
+    assert "abcdefghijklmnopqrstuvwxyz" not in fields["message"] + fields["note"]
+
+
+def test_the_access_line_redacts_only_what_a_caller_can_choose_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counting_redact(text: str) -> str:
+        calls.append(text)
+        return redact(text)
+
+    monkeypatch.setattr(logs, "redact", counting_redact)
+    stream = io.StringIO()
+    fields = _request("GET", "/api/registrations/x")
+    token = request_fields.set(fields)
+    try:
+        logs.log_access(_access_logger(stream), 200, 0.5)
+    finally:
+        request_fields.reset(token)
+    # The route (once, for the field and the message) and the field bound without a known origin; not the ids,
+    # the method or the function name, which this service produced or validated.
+    assert calls == [fields["route"], fields["note"]]
+    assert json.loads(stream.getvalue())["message"] == "GET /api/registrations/x 200"
 
 
 # ---------------------------------------------------------------- over real HTTP
