@@ -122,6 +122,8 @@ async def run_in_process(
             profiler.enable()
             await drive(scenarios[args.profile], args.requests, args.concurrency, 200)
             profiler.disable()
+            if args.profile_out:
+                profiler.dump_stats(args.profile_out)
             stats = pstats.Stats(profiler, stream=sys.stdout)
             stats.sort_stats(args.sort).print_stats(args.top)
     finally:
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=None)
     parser.add_argument("--profile", choices=("health", "get_by_id", "ceiling"), default=None)
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--profile-out", default=None, help="also write the profile here (pstats format)")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--server-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args(argv)

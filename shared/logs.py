@@ -24,6 +24,7 @@ and runs on bounded input, so no request can make the logging of its line expens
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -184,6 +185,17 @@ class RedactingJsonFormatter(JsonFormatter):
     """python-json-logger's formatter over the sanitized record (a record that skipped the filter is
     sanitized here); the exception is rendered from the redacted `exc_text`, never formatted again."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The encoder `json.dumps(..., cls=...)` builds for every line, built once: same output, ~1.5 µs less a line.
+        encoder = self.json_encoder or json.JSONEncoder
+        self._encoder = encoder(default=self.json_default, indent=self.json_indent, ensure_ascii=self.json_ensure_ascii)
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        if self.json_serializer is json.dumps:
+            return str(self._encoder.encode(log_data))
+        return str(super().jsonify_log_record(log_data))
+
     def format(self, record: logging.LogRecord) -> str:
         line = record.__dict__.get(_LINE_FIELDS)
         if line is not None and not record.exc_info and not record.stack_info:
@@ -234,16 +246,49 @@ def json_formatter() -> JsonFormatter:
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stdout is when a record comes (test runners swap it), unless given a stream."""
+    """Writes to whatever sys.stdout is when a record comes (test runners swap it), unless given a stream.
+
+    Lines written while an event loop runs reach the stream's file at the end of the loop's turn, in one write
+    (a flush scheduled with `call_soon` runs before the loop next waits for I/O); elsewhere each line is flushed
+    as it is written. One write per line was one system call per request on the local host: under load several
+    requests finish in one turn. At exit `logging.shutdown` flushes whatever a stopped loop left.
+    """
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__(stream or sys.stdout)
         self._follow_stdout = stream is None
+        self._flush_pending = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self._follow_stdout:
+        if self._follow_stdout and self.stream is not sys.stdout:
+            self.flush()
             self.stream = sys.stdout
-        super().emit(record)
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            if not self._flush_at_end_of_turn():
+                self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _flush_at_end_of_turn(self) -> bool:
+        """Schedule one flush for the running loop's turn; False when no loop runs in this thread."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if not self._flush_pending:
+            self._flush_pending = True
+            loop.call_soon(self._flush_turn)
+        return True
+
+    def _flush_turn(self) -> None:
+        self._flush_pending = False
+        try:
+            self.flush()
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": "flushing the log stream failed"}))
 
 
 _configured = False

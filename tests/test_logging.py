@@ -18,7 +18,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -288,6 +289,32 @@ def test_the_access_line_redacts_only_what_a_caller_can_choose_once(monkeypatch:
     # the method or the function name, which this service produced or validated.
     assert calls == [fields["route"], fields["note"]]
     assert json.loads(stream.getvalue())["message"] == "GET /api/registrations/x 200"
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[IO[str]]:
+    with open(tmp_path / "lines.log", "w+", encoding="utf-8") as stream:
+        yield stream
+
+
+def _read(stream: IO[str]) -> list[str]:
+    with open(stream.name, encoding="utf-8") as again:  # what the file holds, not the writer's buffer
+        return [json.loads(line)["message"] for line in again.read().splitlines()]
+
+
+async def test_lines_logged_in_a_loop_turn_are_in_the_file_when_the_turn_ends(log_file: IO[str]) -> None:
+    handler = logs._StdoutHandler(log_file)
+    handler.setFormatter(json_formatter())
+    lines = logging.getLogger("mcp_registry.test_flush")
+    lines.handlers, lines.propagate = [handler], False
+    lines.setLevel(logging.INFO)
+    lines.info("one")
+    lines.info("two")
+    await asyncio.sleep(0)  # the rest of this turn: the flush scheduled by the first line runs before it
+    assert _read(log_file) == ["one", "two"]
+
+    await asyncio.to_thread(lines.info, "three")  # no loop in that thread: written at once
+    assert _read(log_file) == ["one", "two", "three"]
 
 
 # ---------------------------------------------------------------- over real HTTP
