@@ -27,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import sys
+import threading
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -190,6 +192,7 @@ class RedactingJsonFormatter(JsonFormatter):
         # The encoder `json.dumps(..., cls=...)` builds for every line, built once: same output, ~1.5 µs less a line.
         encoder = self.json_encoder or json.JSONEncoder
         self._encoder = encoder(default=self.json_default, indent=self.json_indent, ensure_ascii=self.json_ensure_ascii)
+        self._second, self._second_text = -1, ""
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         if self.json_serializer is json.dumps:
@@ -218,8 +221,18 @@ class RedactingJsonFormatter(JsonFormatter):
             record.exc_info = exc_info
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        # ISO 8601 in UTC with milliseconds: 2025-11-11T10:00:00.123+00:00
-        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        # ISO 8601 in UTC with milliseconds: 2025-11-11T10:00:00.123+00:00, i.e.
+        # datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"), with the date and time
+        # of day built once a second (1.5 → 0.6 µs a line): the same rounding to microseconds, then the same cut.
+        fraction, whole = math.modf(record.created)
+        micros = round(fraction * 1_000_000)
+        if micros >= 1_000_000:
+            whole, micros = whole + 1, micros - 1_000_000
+        second = int(whole)
+        if second != self._second:
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._second_text}.{micros // 1000:03d}+00:00"
 
 
 class HostForwardingFormatter(logging.Formatter):
@@ -257,7 +270,9 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__(stream or sys.stdout)
         self._follow_stdout = stream is None
-        self._flush_pending = False
+        # The loop a flush is scheduled on, and its thread; None when no flush is pending.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        self._flush_thread = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._follow_stdout and self.stream is not sys.stdout:
@@ -274,17 +289,19 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def _flush_at_end_of_turn(self) -> bool:
         """Schedule one flush for the running loop's turn; False when no loop runs in this thread."""
+        pending, thread = self._flush_loop, threading.get_ident()
+        if pending is not None and self._flush_thread == thread and pending.is_running():
+            return True  # this thread's running loop already has the flush (asking asyncio costs a getpid call)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
-        if not self._flush_pending:
-            self._flush_pending = True
-            loop.call_soon(self._flush_turn)
+        self._flush_loop, self._flush_thread = loop, thread
+        loop.call_soon(self._flush_turn)
         return True
 
     def _flush_turn(self) -> None:
-        self._flush_pending = False
+        self._flush_loop = None
         try:
             self.flush()
         except Exception:

@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -302,12 +303,17 @@ def _read(stream: IO[str]) -> list[str]:
         return [json.loads(line)["message"] for line in again.read().splitlines()]
 
 
-async def test_lines_logged_in_a_loop_turn_are_in_the_file_when_the_turn_ends(log_file: IO[str]) -> None:
-    handler = logs._StdoutHandler(log_file)
+def _file_logger(stream: IO[str]) -> logging.Logger:
+    handler = logs._StdoutHandler(stream)
     handler.setFormatter(json_formatter())
     lines = logging.getLogger("mcp_registry.test_flush")
     lines.handlers, lines.propagate = [handler], False
     lines.setLevel(logging.INFO)
+    return lines
+
+
+async def test_lines_logged_in_a_loop_turn_are_in_the_file_when_the_turn_ends(log_file: IO[str]) -> None:
+    lines = _file_logger(log_file)
     lines.info("one")
     lines.info("two")
     await asyncio.sleep(0)  # the rest of this turn: the flush scheduled by the first line runs before it
@@ -315,6 +321,32 @@ async def test_lines_logged_in_a_loop_turn_are_in_the_file_when_the_turn_ends(lo
 
     await asyncio.to_thread(lines.info, "three")  # no loop in that thread: written at once
     assert _read(log_file) == ["one", "two", "three"]
+
+
+def test_a_flush_a_closed_loop_never_ran_does_not_hold_back_later_lines(log_file: IO[str]) -> None:
+    lines = _file_logger(log_file)
+    stopped = asyncio.new_event_loop()
+    stopped.call_soon(lines.info, "one")
+    stopped.call_soon(stopped.stop)  # stops after this turn: the flush "one" scheduled never runs
+    stopped.run_forever()
+    stopped.close()
+
+    async def later() -> None:
+        lines.info("two")
+        await asyncio.sleep(0)
+
+    asyncio.run(later())
+    assert _read(log_file) == ["one", "two"]
+
+
+def test_the_timestamp_is_the_datetime_rendering_of_the_record_time() -> None:
+    formatter, record, generator = json_formatter(), logging.makeLogRecord({}), random.Random(16)
+    for _ in range(20_000):
+        # Any time, and fractions that round across a millisecond or a second.
+        edge = generator.choice([0.9999995, 0.9999996, 0.0000004, 0.0005, 0.9995, 0.0])
+        record.created = generator.choice([generator.uniform(0, 4e9), generator.randint(0, 4_000_000_000) + edge])
+        expected = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        assert formatter.formatTime(record) == expected, record.created
 
 
 # ---------------------------------------------------------------- over real HTTP
