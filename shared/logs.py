@@ -275,10 +275,11 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._flush_thread = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self._follow_stdout and self.stream is not sys.stdout:
-            self.flush()
-            self.stream = sys.stdout
         try:
+            if self._follow_stdout and self.stream is not sys.stdout:
+                previous, self.stream = self.stream, sys.stdout
+                if not previous.closed:  # lines of this turn still in its buffer (a closed one took them along)
+                    previous.flush()
             self.stream.write(self.format(record) + self.terminator)
             if not self._flush_at_end_of_turn():
                 self.flush()

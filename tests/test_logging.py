@@ -339,6 +339,25 @@ def test_a_flush_a_closed_loop_never_ran_does_not_hold_back_later_lines(log_file
     assert _read(log_file) == ["one", "two"]
 
 
+def test_following_stdout_past_a_closed_capture_writes_to_the_new_one(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], log_file: IO[str]
+) -> None:
+    # What an atexit log line meets after a test runner closed the stdout file it had swapped in.
+    first, second = log_file, io.StringIO()
+    monkeypatch.setattr(sys, "stdout", first)
+    handler = logs._StdoutHandler()
+    handler.setFormatter(json_formatter())
+    lines = logging.getLogger("mcp_registry.test_follow")
+    lines.handlers, lines.propagate = [handler], False
+    lines.setLevel(logging.INFO)
+    lines.info("one")
+    first.close()
+    monkeypatch.setattr(sys, "stdout", second)
+    lines.info("two")
+    assert [json.loads(line)["message"] for line in second.getvalue().splitlines()] == ["two"]
+    assert "Logging error" not in capfd.readouterr().err
+
+
 def test_the_timestamp_is_the_datetime_rendering_of_the_record_time() -> None:
     formatter, record, generator = json_formatter(), logging.makeLogRecord({}), random.Random(16)
     for _ in range(20_000):
