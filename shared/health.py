@@ -24,7 +24,10 @@ async def database_answers() -> bool:
             await conn.fetchval("SELECT 1")
 
     try:
-        await asyncio.wait_for(ping(), timeout=HEALTH_TIMEOUT_S)
+        # A timeout scope rather than asyncio.wait_for, which runs the ping in a task of its own: 16 → 8 µs a
+        # check (bench/request_cost.py); the bound and the cancellation of a ping that hangs are the same.
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            await ping()
     except Exception as exc:
         logger.warning("health check: database did not answer (%s)", type(exc).__name__)
         return False

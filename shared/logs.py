@@ -24,10 +24,13 @@ and runs on bounded input, so no request can make the logging of its line expens
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import re
 import sys
+import threading
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -108,6 +111,59 @@ def sanitize(record: logging.LogRecord) -> None:
     setattr(record, _SANITIZED, True)
 
 
+# The access line (`log_access`): one per request, so its cost is paid by every request. Its fields are known
+# when it is written, so it is built here once, capped and redacted field by field, and marked sanitized; the
+# filter and the formatter then pass it through (python-json-logger's generic rendering walks every attribute of
+# the record). The generic path (findCaller, the filter copying the request fields, `sanitize` walking ~25
+# attributes and redacting six, the generic formatter) made the endpoint wrapper around a handler that does
+# nothing cost 77 µs a request; built here, 27 µs (the record, the JSON and the write remain).
+#
+# Request fields whose values this service produces or has validated, so they cannot carry what a caller chose:
+# the invocation id (the host's GUID), the function name (ours), the trace id (32 hex digits, checked or ours),
+# the caller's oid (a GUID, checked with the token), the error code (a constant of an error class). Every other
+# string field, present or added later, is capped and redacted.
+_TRUSTED_FIELDS = frozenset({"invocation_id", "function", "trace_id", "user_oid", "error_code"})
+# A method is written as is only when it is one of these (the host routes only the methods a trigger declares).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The fields of a record built by `log_access`, in order, for the formatter (underscore: never a JSON field).
+_LINE_FIELDS = "_registry_line_fields"
+
+
+def _safe_field(key: str, value: Any) -> Any:
+    if key in _TRUSTED_FIELDS or isinstance(value, _SCALARS) or (key == "method" and value in _METHODS):
+        return value
+    return redacted_head(_field_text(value))
+
+
+def log_access(logger: logging.Logger, status: int, duration_ms: float) -> None:
+    """The current request's access line, "<method> <route> <status>" with the status, the duration and the
+    request fields, capped and redacted as `sanitize` would, built once and handed to the handlers as done."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    request = request_fields.get() or {}
+    fields: dict[str, Any] = {"status": status, "duration_ms": duration_ms}
+    for key, value in request.items():
+        fields[key] = _safe_field(key, value)
+    method, route = request.get("method", ""), request.get("route", "")
+    message = f"{method} {route} {status}"
+    if method in _METHODS and isinstance(route, str) and route.startswith("/") and len(message) <= MAX_TEXT_CHARS:
+        # Uncut, the message is our method, the route and our status: redacting the route redacts the message
+        # (a route starts with "/" and no rule's anchor does; every rule's match ends at a space as it does at the
+        # end of a text, so no match spans the joins), which spares redacting the route twice.
+        message = f"{method} {fields['route']} {status}"
+    else:
+        message = redacted_head(message)
+    frame = sys._getframe(1)  # the caller, as findCaller gives it, without walking the stack
+    record = logger.makeRecord(
+        logger.name, logging.INFO, frame.f_code.co_filename, frame.f_lineno, message, (), None, frame.f_code.co_name
+    )
+    line = {key: value for key, value in fields.items() if key not in record.__dict__}
+    record.__dict__.update(line)
+    record.__dict__[_LINE_FIELDS] = line
+    record.__dict__[_SANITIZED] = True
+    logger.handle(record)
+
+
 class RequestContextFilter(logging.Filter):
     """Adds the current request's fields to a record, then caps and redacts it (`sanitize`).
 
@@ -131,7 +187,32 @@ class RedactingJsonFormatter(JsonFormatter):
     """python-json-logger's formatter over the sanitized record (a record that skipped the filter is
     sanitized here); the exception is rendered from the redacted `exc_text`, never formatted again."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The encoder `json.dumps(..., cls=...)` builds for every line, built once: same output, ~1.5 µs less a line.
+        encoder = self.json_encoder or json.JSONEncoder
+        self._encoder = encoder(default=self.json_default, indent=self.json_indent, ensure_ascii=self.json_ensure_ascii)
+        self._second, self._second_text = -1, ""
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        if self.json_serializer is json.dumps:
+            return str(self._encoder.encode(log_data))
+        return str(super().jsonify_log_record(log_data))
+
     def format(self, record: logging.LogRecord) -> str:
+        line = record.__dict__.get(_LINE_FIELDS)
+        if line is not None and not record.exc_info and not record.stack_info:
+            # The access line (`log_access`): its fields are known, so the generic walk over the record's
+            # attributes is skipped; the same JSON as the generic path (tests/test_logging.py compares them).
+            record.message = record.getMessage()
+            log_data = {
+                "timestamp": self.formatTime(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.message,
+                **line,
+            }
+            return self.serialize_log_record(log_data)
         sanitize(record)
         exc_info, record.exc_info = record.exc_info, None
         try:
@@ -140,8 +221,18 @@ class RedactingJsonFormatter(JsonFormatter):
             record.exc_info = exc_info
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        # ISO 8601 in UTC with milliseconds: 2025-11-11T10:00:00.123+00:00
-        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        # ISO 8601 in UTC with milliseconds: 2025-11-11T10:00:00.123+00:00, i.e.
+        # datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"), with the date and time
+        # of day built once a second (1.5 → 0.6 µs a line): the same rounding to microseconds, then the same cut.
+        fraction, whole = math.modf(record.created)
+        micros = round(fraction * 1_000_000)
+        if micros >= 1_000_000:
+            whole, micros = whole + 1, micros - 1_000_000
+        second = int(whole)
+        if second != self._second:
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._second_text}.{micros // 1000:03d}+00:00"
 
 
 class HostForwardingFormatter(logging.Formatter):
@@ -168,16 +259,54 @@ def json_formatter() -> JsonFormatter:
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stdout is when a record comes (test runners swap it), unless given a stream."""
+    """Writes to whatever sys.stdout is when a record comes (test runners swap it), unless given a stream.
+
+    Lines written while an event loop runs reach the stream's file at the end of the loop's turn, in one write
+    (a flush scheduled with `call_soon` runs before the loop next waits for I/O); elsewhere each line is flushed
+    as it is written. One write per line was one system call per request on the local host: under load several
+    requests finish in one turn. At exit `logging.shutdown` flushes whatever a stopped loop left.
+    """
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__(stream or sys.stdout)
         self._follow_stdout = stream is None
+        # The loop a flush is scheduled on, and its thread; None when no flush is pending.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        self._flush_thread = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self._follow_stdout:
-            self.stream = sys.stdout
-        super().emit(record)
+        try:
+            if self._follow_stdout and self.stream is not sys.stdout:
+                previous, self.stream = self.stream, sys.stdout
+                if not previous.closed:  # lines of this turn still in its buffer (a closed one took them along)
+                    previous.flush()
+            self.stream.write(self.format(record) + self.terminator)
+            if not self._flush_at_end_of_turn():
+                self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _flush_at_end_of_turn(self) -> bool:
+        """Schedule one flush for the running loop's turn; False when no loop runs in this thread."""
+        pending, thread = self._flush_loop, threading.get_ident()
+        if pending is not None and self._flush_thread == thread and pending.is_running():
+            return True  # this thread's running loop already has the flush (asking asyncio costs a getpid call)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._flush_loop, self._flush_thread = loop, thread
+        loop.call_soon(self._flush_turn)
+        return True
+
+    def _flush_turn(self) -> None:
+        self._flush_loop = None
+        try:
+            self.flush()
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": "flushing the log stream failed"}))
 
 
 _configured = False

@@ -212,17 +212,27 @@ _RULES: tuple[tuple[re.Pattern[str], Attempt], ...] = (
 # Every rule needs one of these (lower-cased) words to match: text without any of them (nearly every log line
 # and field) skips the rules. Profiled at 1M registrations, redaction was 14.5 % of the serving process's CPU
 # on GET /registrations/{id} before this check (it runs on the access line and on each of its fields).
+HINT_WORDS = ("bearer", "basic", "authorization", "cookie", "x-ms-", "x-zumo", "_token", "secret", "passw", "pwd", "eyj", "://")
 # One alternation of literals, searched once in C (linear: no quantifiers): checking the twelve words one by one
 # cost the access line ~25 µs a request.
-_HINTS = re.compile(
-    "|".join(re.escape(hint) for hint in ("bearer", "basic", "authorization", "cookie", "x-ms-", "x-zumo", "_token", "secret", "passw", "pwd", "eyj", "://")),
-    re.IGNORECASE,
-)
+_HINTS = re.compile("|".join(re.escape(hint) for hint in HINT_WORDS), re.IGNORECASE)
+# The same search over ASCII text lower-cased first, case-sensitively. For ASCII text that is exactly what
+# IGNORECASE does (Unicode's extra equivalents, 'ſ' for 's', 'K' for 'k', 'ı' for 'i', need a non-ASCII
+# character), and it is 4–7× cheaper: sre tries every branch of a case-insensitive alternation at every position,
+# ~0.13 µs a character (a 55-character route 7.0 → 1.1 µs, 174 characters 23.7 → 3.5 µs).
+_ASCII_HINTS = re.compile("|".join(re.escape(hint) for hint in HINT_WORDS))
+
+
+def may_hold_secret(text: str) -> bool:
+    """Whether `text` holds one of the words every rule needs (case-insensitively)."""
+    if text.isascii():
+        return _ASCII_HINTS.search(text.lower()) is not None
+    return _HINTS.search(text) is not None
 
 
 def redact(text: str, scan: Scan | None = None) -> str:
     """The text with every credential-looking value replaced by [REDACTED]; `scan` counts the work."""
-    if _HINTS.search(text) is None:
+    if not may_hold_secret(text):
         return text
     counter = scan if scan is not None else Scan()
     for anchor, attempt in _RULES:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import os
@@ -17,7 +18,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -217,6 +220,152 @@ def test_a_record_is_redacted_once_however_many_handlers_format_it(monkeypatch: 
     # The message and the two string fields, once each; the rendered lines are not redacted again.
     assert len(calls) == 3
     assert sorted(text[:8] for text in calls) == ["/api/v0.", "GET /api", "inv-1"]
+
+
+ACCESS_CASES = [
+    ("GET", "/api/registrations/0b1a2c3d-1111-4222-8333-444455556666"),
+    ("GET", "/api/v0.1/servers/password=Sup3r-Secret/Bearer%20abcdefghijklmnopqrstuvwxyz"),
+    ("POST", "/api/x/postgresql://app:Sup3r-Secret@db/eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiIxIn0.c2lnbmF0dXJl"),
+    ("GET", HOSTILE_PATH),
+    ("BEARER", "/abcdefghijklmnopqrstuvwxyz"),  # no host routes this method: the whole message is redacted
+]
+
+
+def _access_logger(stream: io.StringIO) -> logging.Logger:
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestContextFilter())
+    handler.setFormatter(json_formatter())
+    access = logging.getLogger("mcp_registry.access_test")
+    access.handlers, access.propagate = [handler], False
+    access.setLevel(logging.INFO)
+    return access
+
+
+def _request(method: str, route: str) -> dict[str, Any]:
+    return {
+        "invocation_id": str(uuid.uuid4()),
+        "function": "get_registration",
+        "method": method,
+        "route": route,
+        "trace_id": secrets.token_hex(16),
+        "user_oid": str(uuid.uuid4()),
+        "note": "Authorization: Bearer abcdefghijklmnopqrstuvwxyz",  # a field bound later: redacted
+    }
+
+
+@pytest.mark.parametrize(("method", "route"), ACCESS_CASES)
+def test_the_access_line_is_the_line_the_generic_record_would_give(method: str, route: str) -> None:
+    stream = io.StringIO()
+    access = _access_logger(stream)
+    token = request_fields.set(_request(method, route))
+    try:
+        logs.log_access(access, 404, 1.5)
+        access.info("%s %s %s", method, route, 404, extra={"status": 404, "duration_ms": 1.5})
+    finally:
+        request_fields.reset(token)
+    built, generic = (json.loads(line, object_pairs_hook=list) for line in stream.getvalue().splitlines())
+    # Same fields in the same order, same values; only the timestamps may differ.
+    assert built[1:] == generic[1:] and built[0][0] == generic[0][0] == "timestamp"
+    line, fields = stream.getvalue(), dict(built)
+    assert "Sup3r" not in line and "c2lnbmF0dXJl" not in line
+    assert "abcdefghijklmnopqrstuvwxyz" not in fields["message"] + fields["note"]
+
+
+def test_the_access_line_redacts_only_what_a_caller_can_choose_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counting_redact(text: str) -> str:
+        calls.append(text)
+        return redact(text)
+
+    monkeypatch.setattr(logs, "redact", counting_redact)
+    stream = io.StringIO()
+    fields = _request("GET", "/api/registrations/x")
+    token = request_fields.set(fields)
+    try:
+        logs.log_access(_access_logger(stream), 200, 0.5)
+    finally:
+        request_fields.reset(token)
+    # The route (once, for the field and the message) and the field bound without a known origin; not the ids,
+    # the method or the function name, which this service produced or validated.
+    assert calls == [fields["route"], fields["note"]]
+    assert json.loads(stream.getvalue())["message"] == "GET /api/registrations/x 200"
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[IO[str]]:
+    with open(tmp_path / "lines.log", "w+", encoding="utf-8") as stream:
+        yield stream
+
+
+def _read(stream: IO[str]) -> list[str]:
+    with open(stream.name, encoding="utf-8") as again:  # what the file holds, not the writer's buffer
+        return [json.loads(line)["message"] for line in again.read().splitlines()]
+
+
+def _file_logger(stream: IO[str]) -> logging.Logger:
+    handler = logs._StdoutHandler(stream)
+    handler.setFormatter(json_formatter())
+    lines = logging.getLogger("mcp_registry.test_flush")
+    lines.handlers, lines.propagate = [handler], False
+    lines.setLevel(logging.INFO)
+    return lines
+
+
+async def test_lines_logged_in_a_loop_turn_are_in_the_file_when_the_turn_ends(log_file: IO[str]) -> None:
+    lines = _file_logger(log_file)
+    lines.info("one")
+    lines.info("two")
+    await asyncio.sleep(0)  # the rest of this turn: the flush scheduled by the first line runs before it
+    assert _read(log_file) == ["one", "two"]
+
+    await asyncio.to_thread(lines.info, "three")  # no loop in that thread: written at once
+    assert _read(log_file) == ["one", "two", "three"]
+
+
+def test_a_flush_a_closed_loop_never_ran_does_not_hold_back_later_lines(log_file: IO[str]) -> None:
+    lines = _file_logger(log_file)
+    stopped = asyncio.new_event_loop()
+    stopped.call_soon(lines.info, "one")
+    stopped.call_soon(stopped.stop)  # stops after this turn: the flush "one" scheduled never runs
+    stopped.run_forever()
+    stopped.close()
+
+    async def later() -> None:
+        lines.info("two")
+        await asyncio.sleep(0)
+
+    asyncio.run(later())
+    assert _read(log_file) == ["one", "two"]
+
+
+def test_following_stdout_past_a_closed_capture_writes_to_the_new_one(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], log_file: IO[str]
+) -> None:
+    # What an atexit log line meets after a test runner closed the stdout file it had swapped in.
+    first, second = log_file, io.StringIO()
+    monkeypatch.setattr(sys, "stdout", first)
+    handler = logs._StdoutHandler()
+    handler.setFormatter(json_formatter())
+    lines = logging.getLogger("mcp_registry.test_follow")
+    lines.handlers, lines.propagate = [handler], False
+    lines.setLevel(logging.INFO)
+    lines.info("one")
+    first.close()
+    monkeypatch.setattr(sys, "stdout", second)
+    lines.info("two")
+    assert [json.loads(line)["message"] for line in second.getvalue().splitlines()] == ["two"]
+    assert "Logging error" not in capfd.readouterr().err
+
+
+def test_the_timestamp_is_the_datetime_rendering_of_the_record_time() -> None:
+    formatter, record, generator = json_formatter(), logging.makeLogRecord({}), random.Random(16)
+    for _ in range(20_000):
+        # Any time, and fractions that round across a millisecond or a second.
+        edge = generator.choice([0.9999995, 0.9999996, 0.0000004, 0.0005, 0.9995, 0.0])
+        record.created = generator.choice([generator.uniform(0, 4e9), generator.randint(0, 4_000_000_000) + edge])
+        expected = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        assert formatter.formatTime(record) == expected, record.created
 
 
 # ---------------------------------------------------------------- over real HTTP

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from shared.redaction import REDACTED, Scan, redact
+from shared.redaction import HINT_WORDS, REDACTED, Scan, may_hold_secret, redact
 
 # Each of the five rules searches the text for its anchor once (5 steps per character) and, by the argument
 # in shared/redaction.py, examines each character a bounded number of further times; the worst family below
@@ -134,3 +134,20 @@ def test_redacts_what_the_former_patterns_redacted() -> None:
 )
 def test_a_url_password_is_redacted_whatever_precedes_the_scheme(text: str) -> None:
     assert "Sup3r-Secret" not in redact(text)
+
+
+def test_the_pre_check_finds_every_hint_a_case_insensitive_search_finds() -> None:
+    hints = re.compile("|".join(re.escape(hint) for hint in HINT_WORDS), re.IGNORECASE)
+    # Mixed case, and the non-ASCII characters IGNORECASE equates with ASCII letters ('ſ' and 's', Kelvin 'K' and
+    # 'k', 'ı'/'İ' and 'i'): those texts take the case-insensitive search, ASCII ones the lower-cased one.
+    pieces = (*HINT_WORDS, "BeArEr", "PASSW", "Eyj", "X-MS-", "paſſw", "coo\u212aie", "baſıc", "authorİzation", "é",
+              "a", "/", ":", "-", "_", "x", "://")
+    generator = random.Random(16)
+    found = 0
+    for _ in range(20_000):
+        text = "".join(generator.choice(pieces) for _ in range(generator.randint(1, 6)))
+        expected = hints.search(text) is not None
+        assert may_hold_secret(text) is expected, text
+        found += expected
+    assert found > 5_000
+    assert "Sup3r" not in redact("paſſword=Sup3r-Secret")  # a rule matches it, so the check must let it through
