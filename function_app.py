@@ -58,7 +58,8 @@ if TYPE_CHECKING:
     from shared.tokens import Caller
 else:
     # What the triggers call, loaded by the first request that calls it: indexing builds no pydantic model
-    # (shared/lazy_imports.py; `import function_app` 1.56x -> see bench/RESULTS.md).
+    # (shared/lazy_imports.py). `import function_app` went from 1.46-1.63x its dependencies to 0.78-0.91x
+    # (bench/RESULTS.md, "Cold start against the dependencies").
     audit = lazy_module("shared.audit")
     health_report = lazy_module("shared.health")
     mcp_registry = lazy_module("shared.mcp_registry")
