@@ -200,13 +200,7 @@ def _invocation_id(context: func.Context | None) -> str:
 def _traceparent(req: func.HttpRequest, context: func.Context | None) -> str:
     """The invocation's W3C traceparent: the worker's (the host's span on Azure), else the request's."""
     trace_context = getattr(context, "trace_context", None)
-    from_worker = getattr(trace_context, "trace_parent", "")
-    if from_worker:
-        return str(from_worker)
-    # Not `.get`: the request's headers are a Mapping whose `get` answers a missing name by raising and catching
-    # KeyError (most requests carry no traceparent); `in` does not raise.
-    headers = req.headers
-    return str(headers["traceparent"]) if "traceparent" in headers else ""
+    return str(getattr(trace_context, "trace_parent", "") or req.headers.get("traceparent", ""))
 
 
 def _trace_id(traceparent: str) -> str | None:
