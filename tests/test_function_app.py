@@ -13,8 +13,10 @@ import json
 import re
 import typing
 import uuid
+from collections.abc import Callable
 
 import azure.functions as func
+import pytest
 from azure.functions.decorators.http import HttpTrigger
 
 import function_app
@@ -22,6 +24,7 @@ from devtools.local_host import RouteMatcher
 from shared.app_index import HttpRoute, http_routes
 from shared.routes import RouteParameter, RouteTemplate, route_prefix
 from tests.support.app_index import http_functions, indexed_functions, timer_functions
+from tests.support.host import LocalHostProcess
 
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 # The host's rule for function names.
@@ -211,3 +214,30 @@ def test_sample_paths_cover_literals_in_any_case_and_every_kind_of_parameter_val
     parameter_paths = sample_paths(RouteTemplate.parse("api", "a/{x:guid}"), {"my"})
     assert "api/a/my" in parameter_paths and "api/a/x" in parameter_paths
     assert any(RouteMatcher.compile("api", "a/{x:guid}").match(path) is not None for path in parameter_paths)
+
+
+# ---------------------------------------------------------------- a fresh worker's first request
+
+SPA = "http://localhost:5173"
+# The clients' exact first requests (issues 13 and 19): VS Code's version probe from its webview origin, the
+# frontend's Browse page and its profile read, each the first request a freshly started worker serves, which
+# loads the modules behind that trigger then (shared/lazy_imports.py).
+FIRST_REQUESTS = {
+    "vs_code_probe": ("/api/v0.1/servers?limit=1", {"Origin": "vscode-file://vscode-app"}, False, "servers"),
+    "frontend_browse_page": ("/api/registrations?limit=1000", {"Origin": SPA}, True, "results"),
+    "frontend_profile": ("/api/users/me", {"Origin": SPA}, True, "user_id"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIRST_REQUESTS))
+async def test_a_fresh_worker_answers_a_real_clients_first_request(
+    name: str, start_host: Callable[..., LocalHostProcess], user_token: Callable[..., str]
+) -> None:
+    path, headers, signed_in, answer_field = FIRST_REQUESTS[name]
+    if signed_in:
+        headers = {**headers, "Authorization": f"Bearer {user_token()}"}
+    async with start_host(cors=SPA).client() as client:
+        response = await client.get(path, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] in ("*", SPA)
+    assert answer_field in response.json()
